@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class FhirApiConfig(AppConfig):
+    name = "fhir_api"

@@ -1,0 +1,432 @@
+"""Patient write services: the only code that writes patient rows.
+
+Every interface (admin, REST, FHIR, importer, commands) calls these. One transaction
+per write: normalise -> lock -> write rows -> bump version -> history -> signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
+
+from patients.codes import LinkType
+from patients.data import (
+    AddressData,
+    ContactData,
+    IdentifierData,
+    LinkData,
+    NameData,
+    PatientData,
+    clean_patient_data,
+)
+from patients.errors import IdentifierConflict, PatientStateError, VersionConflict
+from patients.models import Address, Contact, Identifier, Link, Name, Organization, Patient
+from patients.signals import patient_changed
+
+# Child rows compared field by field to decide what an update keeps, changes or removes.
+_NAME_FIELDS = ("use", "family", "given", "prefix", "suffix", "text", "period_start", "period_end")
+_ADDRESS_FIELDS = (
+    "use", "type", "line", "city", "district", "state", "postal_code", "country", "text",
+    "period_start", "period_end",
+)  # fmt: skip
+_CONTACT_FIELDS = ("system", "value", "normalized_value", "use", "rank", "period_start", "period_end")
+_IDENTIFIER_FIELDS = ("use", "type", "assigner", "period_start", "period_end")
+
+
+def _stamp(obj, actor, reason: str):
+    """Tell django-simple-history who made this change and why."""
+    obj._history_user = actor
+    obj._change_reason = reason
+    return obj
+
+
+def _row_values(item, fields: tuple[str, ...]) -> dict[str, Any]:
+    values = asdict(item) if not hasattr(item, "_meta") else {f: getattr(item, f) for f in fields}
+    return {f: list(values[f]) if isinstance(values[f], tuple) else values[f] for f in fields}
+
+
+def _resolve_organization(data: PatientData) -> Organization | None:
+    from django.core.exceptions import ValidationError
+
+    if data.managing_organization is None:
+        return None
+    org = Organization.objects.filter(uuid=data.managing_organization).first()
+    if org is None:
+        raise ValidationError({"managing_organization": "Unknown organization."})
+    return org
+
+
+def _check_identifiers_free(identifiers: tuple[IdentifierData, ...], *, owner: Patient | None) -> None:
+    """Raise IdentifierConflict for the first identifier another live patient holds.
+
+    A friendly early answer only: the partial unique index is what guarantees it,
+    see ``_insert_identifiers`` for the race.
+    """
+    for i, ident in enumerate(identifiers):
+        holder = (
+            Identifier.objects.filter(system=ident.system, value=ident.value, live=True)
+            .exclude(patient=owner)
+            .select_related("patient")
+            .first()
+        )
+        if holder:
+            raise IdentifierConflict(
+                system=ident.system, value=ident.value, existing=holder.patient, field=f"identifiers[{i}]"
+            )
+
+
+def _insert_identifiers(patient: Patient, items: list[IdentifierData], actor, reason: str) -> None:
+    rows = [
+        Identifier(patient=patient, system=i.system, value=i.value, **_row_values(i, _IDENTIFIER_FIELDS))
+        for i in items
+    ]
+    if not rows:
+        return
+    try:
+        # A concurrent writer can insert the same (system, value) between our check and
+        # this insert; the unique index makes us wait for it and then fail. The
+        # savepoint keeps the transaction usable to name the winner.
+        with transaction.atomic():
+            bulk_create_with_history(rows, Identifier, default_user=actor, default_change_reason=reason)
+    except IntegrityError as exc:
+        if "uniq_live_identifier" not in str(exc):
+            raise
+        _check_identifiers_free(tuple(items), owner=patient)
+        raise  # the conflicting row vanished again: let the caller see the real error
+
+
+def _create_children(patient: Patient, data: PatientData, actor, reason: str) -> None:
+    names = [Name(patient=patient, primary=n.primary, **_row_values(n, _NAME_FIELDS)) for n in data.names]
+    addresses = [
+        Address(patient=patient, primary=a.primary, **_row_values(a, _ADDRESS_FIELDS)) for a in data.addresses
+    ]
+    contacts = [Contact(patient=patient, **_row_values(c, _CONTACT_FIELDS)) for c in data.contacts]
+    for model, rows in ((Name, names), (Address, addresses), (Contact, contacts)):
+        if rows:
+            bulk_create_with_history(rows, model, default_user=actor, default_change_reason=reason)
+    _insert_identifiers(patient, list(data.identifiers), actor, reason)
+
+
+def _sync_rows(
+    patient: Patient,
+    existing: list,
+    incoming: tuple,
+    model,
+    fields: tuple[str, ...],
+    actor,
+    reason: str,
+) -> bool:
+    """Make ``patient``'s rows of ``model`` equal ``incoming``, keeping unchanged rows.
+
+    Rows are matched on content, so an unchanged name keeps its id and history. Returns
+    whether anything changed.
+    """
+    has_primary = hasattr(model, "primary")
+    remaining = list(existing)
+    keep: list[tuple[Any, Any]] = []
+    create = []
+    for item in incoming:
+        values = _row_values(item, fields)
+        match = next((row for row in remaining if _row_values(row, fields) == values), None)
+        if match is None:
+            create.append(item)
+        else:
+            remaining.remove(match)
+            keep.append((match, item))
+    changed = bool(remaining or create)
+    # Order matters for the one-primary index: drop rows, clear flags, then set them.
+    for row in remaining:
+        _stamp(row, actor, reason).delete()
+    if has_primary:
+        for want in (False, True):
+            for row, item in keep:
+                if row.primary != item.primary and item.primary == want:
+                    row.primary = want
+                    _stamp(row, actor, reason).save()
+                    changed = True
+    rows = [
+        model(
+            patient=patient, **({"primary": item.primary} if has_primary else {}), **_row_values(item, fields)
+        )
+        for item in create
+    ]
+    if rows:
+        bulk_create_with_history(rows, model, default_user=actor, default_change_reason=reason)
+    return changed
+
+
+def _sync_identifiers(patient: Patient, incoming: tuple[IdentifierData, ...], actor, reason: str) -> bool:
+    existing = {(i.system, i.value): i for i in Identifier.all_objects.filter(patient=patient)}
+    changed = False
+    wanted = {(i.system, i.value) for i in incoming}
+    for key, row in existing.items():
+        if key not in wanted:
+            _stamp(row, actor, reason).delete()
+            changed = True
+    new = []
+    for item in incoming:
+        row = existing.get((item.system, item.value))
+        if row is None:
+            new.append(item)
+            continue
+        values = _row_values(item, _IDENTIFIER_FIELDS)
+        if _row_values(row, _IDENTIFIER_FIELDS) != values:
+            for f, v in values.items():
+                setattr(row, f, v)
+            _stamp(row, actor, reason).save()
+            changed = True
+    _insert_identifiers(patient, new, actor, reason)
+    return changed or bool(new)
+
+
+def _lock(*patients: Patient) -> dict[int, Patient]:
+    """Lock patient rows in primary-key order (a fixed order means no deadlocks)."""
+    pks = sorted({p.pk for p in patients})
+    return {p.pk: p for p in Patient.all_objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+
+
+def _resolve_link_targets(patient: Patient | None, links: tuple[LinkData, ...]) -> dict:
+    from django.core.exceptions import ValidationError
+
+    targets = {}
+    for i, link in enumerate(links):
+        other = Patient.objects.filter(uuid=link.other).first()
+        if other is None:
+            raise ValidationError({f"links[{i}].other": f"No live patient {link.other}."})
+        if patient is not None and other.pk == patient.pk:
+            raise ValidationError({f"links[{i}].other": "A patient cannot link to itself."})
+        targets[link.other] = other
+    return targets
+
+
+def _bump(patient: Patient, actor, reason: str) -> None:
+    patient.version += 1
+    patient.updated_by = actor
+    _stamp(patient, actor, reason).save()
+
+
+def _sync_links(
+    patient: Patient, links: tuple[LinkData, ...], targets: dict, actor, reason: str
+) -> tuple[bool, set[Patient]]:
+    """Write the refer/seealso links of ``patient``; seealso is kept symmetric.
+
+    Returns whether this patient's links changed, and the other patients whose rows
+    changed (their reverse seealso link).
+    Merge links (replaces/replaced-by) belong to the merge service and are left alone.
+    """
+    existing = {
+        (link.other_id, link.type): link
+        for link in Link.all_objects.filter(patient=patient, type__in=[LinkType.REFER, LinkType.SEEALSO])
+    }
+    wanted = {(targets[link.other].pk, link.type): link for link in links}
+    touched: set[Patient] = set()
+    changed = False
+    for key, row in existing.items():
+        if key not in wanted:
+            changed = True
+            _stamp(row, actor, reason).delete()
+            if row.type == LinkType.SEEALSO:
+                reverse = Link.all_objects.filter(
+                    patient_id=row.other_id, other=patient, type=LinkType.SEEALSO
+                )
+                for rev in reverse:
+                    _stamp(rev, actor, reason).delete()
+                touched.add(row.other)
+    for (other_pk, link_type), link in wanted.items():
+        if (other_pk, link_type) in existing:
+            continue
+        changed = True
+        other = targets[link.other]
+        _stamp(
+            Link(patient=patient, other=other, type=link_type, reason=link.reason, created_by=actor),
+            actor,
+            reason,
+        ).save()
+        if (
+            link_type == LinkType.SEEALSO
+            and not Link.all_objects.filter(patient=other, other=patient, type=LinkType.SEEALSO).exists()
+        ):
+            _stamp(
+                Link(patient=other, other=patient, type=link_type, reason=link.reason, created_by=actor),
+                actor,
+                reason,
+            ).save()
+            touched.add(other)
+    return changed, touched
+
+
+def _bump_others(others: set[Patient], actor, reason: str) -> None:
+    for other in sorted(others, key=lambda p: p.pk):
+        locked = Patient.all_objects.select_for_update().get(pk=other.pk)
+        _bump(locked, actor, reason)
+        patient_changed.send(sender=Patient, patient=locked, action="linked", actor=actor)
+
+
+@transaction.atomic
+def register_patient(*, data: PatientData, actor=None, reason: str = "") -> Patient:
+    """Create a patient with its children. Raises ValidationError or IdentifierConflict."""
+    data = clean_patient_data(data)
+    organization = _resolve_organization(data)
+    targets = _resolve_link_targets(None, data.links)
+    _check_identifiers_free(data.identifiers, owner=None)
+    patient = Patient(
+        **{f: getattr(data, f) for f in PatientData.SCALAR_FIELDS},
+        managing_organization=organization,
+        created_by=actor,
+        updated_by=actor,
+    )
+    _stamp(patient, actor, reason or "Registered").save()
+    _create_children(patient, data, actor, reason or "Registered")
+    _, others = _sync_links(patient, data.links, targets, actor, reason or "Registered")
+    patient_changed.send(sender=Patient, patient=patient, action="registered", actor=actor)
+    _bump_others(others, actor, reason or "Linked from a new patient")
+    return patient
+
+
+@transaction.atomic
+def update_patient(
+    *, patient: Patient, data: PatientData, expected_version: int | None, actor=None, reason: str = ""
+) -> Patient:
+    """Replace the patient's data with ``data`` (a full update, like FHIR PUT).
+
+    ``expected_version`` is the version the caller read; None updates unconditionally.
+    Unchanged child rows are kept as they are; nothing changes when nothing differs.
+    """
+    data = clean_patient_data(data)
+    patient = _lock(patient)[patient.pk]
+    # Re-checked after locking: another writer may have got there first.
+    if patient.deleted_at is not None:
+        raise PatientStateError("The patient is deleted; restore it first.")
+    if expected_version is not None and patient.version != expected_version:
+        raise VersionConflict(expected=expected_version, current=patient.version)
+    organization = _resolve_organization(data)
+    targets = _resolve_link_targets(patient, data.links)
+    _check_identifiers_free(data.identifiers, owner=patient)
+    reason = reason or "Updated"
+
+    changed = False
+    scalars = {f: getattr(data, f) for f in PatientData.SCALAR_FIELDS}
+    scalars["managing_organization_id"] = organization.pk if organization else None
+    for f, v in scalars.items():
+        if getattr(patient, f) != v:
+            setattr(patient, f, v)
+            changed = True
+    changed |= _sync_rows(
+        patient, list(Name.all_objects.filter(patient=patient)), data.names, Name, _NAME_FIELDS, actor, reason
+    )
+    changed |= _sync_rows(
+        patient,
+        list(Address.all_objects.filter(patient=patient)),
+        data.addresses,
+        Address,
+        _ADDRESS_FIELDS,
+        actor,
+        reason,
+    )
+    changed |= _sync_rows(
+        patient,
+        list(Contact.all_objects.filter(patient=patient)),
+        data.contacts,
+        Contact,
+        _CONTACT_FIELDS,
+        actor,
+        reason,
+    )
+    changed |= _sync_identifiers(patient, data.identifiers, actor, reason)
+    links_changed, others = _sync_links(patient, data.links, targets, actor, reason)
+    changed |= links_changed
+    if not changed:
+        return patient
+    _bump(patient, actor, reason)
+    patient_changed.send(sender=Patient, patient=patient, action="updated", actor=actor)
+    _bump_others(others, actor, reason)
+    return patient
+
+
+@transaction.atomic
+def delete_patient(
+    *, patient: Patient, actor=None, reason: str = "", expected_version: int | None = None
+) -> Patient:
+    """Soft-delete: hide the patient and free its identifiers. Undone by restore."""
+    patient = _lock(patient)[patient.pk]
+    if patient.deleted_at is not None:
+        raise PatientStateError("The patient is already deleted.")
+    if expected_version is not None and patient.version != expected_version:
+        raise VersionConflict(expected=expected_version, current=patient.version)
+    reason = reason or "Deleted"
+    for ident in Identifier.all_objects.filter(patient=patient, live=True):
+        ident.live = False
+        _stamp(ident, actor, reason).save()
+    patient.deleted_at = timezone.now()
+    patient.deleted_by = actor
+    _bump(patient, actor, reason)
+    patient_changed.send(sender=Patient, patient=patient, action="deleted", actor=actor)
+    return patient
+
+
+@transaction.atomic
+def restore_patient(*, patient: Patient, actor=None, reason: str = "") -> Patient:
+    """Undo a soft delete, re-claiming the identifiers if nobody took them meanwhile."""
+    patient = _lock(patient)[patient.pk]
+    if patient.deleted_at is None:
+        raise PatientStateError("The patient is not deleted.")
+    reason = reason or "Restored"
+    identifiers = list(Identifier.all_objects.filter(patient=patient, live=False))
+    _check_identifiers_free(
+        tuple(IdentifierData(system=i.system, value=i.value) for i in identifiers), owner=patient
+    )
+    for ident in identifiers:
+        ident.live = True
+        _stamp(ident, actor, reason).save()
+    patient.deleted_at = None
+    patient.deleted_by = None
+    _bump(patient, actor, reason)
+    patient_changed.send(sender=Patient, patient=patient, action="restored", actor=actor)
+    return patient
+
+
+def patient_to_data(patient: Patient) -> PatientData:
+    """The data shape of a stored patient: what an update would need to change nothing."""
+    return PatientData(
+        **{f: getattr(patient, f) for f in PatientData.SCALAR_FIELDS},
+        managing_organization=patient.managing_organization.uuid
+        if patient.managing_organization_id
+        else None,
+        names=tuple(
+            NameData(
+                primary=n.primary,
+                **{
+                    f: tuple(v) if isinstance(v, list) else v for f, v in _row_values(n, _NAME_FIELDS).items()
+                },
+            )
+            for n in Name.all_objects.filter(patient=patient).order_by("-primary", "id")
+        ),
+        identifiers=tuple(
+            IdentifierData(system=i.system, value=i.value, **_row_values(i, _IDENTIFIER_FIELDS))
+            for i in Identifier.all_objects.filter(patient=patient).order_by("id")
+        ),
+        addresses=tuple(
+            AddressData(
+                primary=a.primary,
+                **{
+                    f: tuple(v) if isinstance(v, list) else v
+                    for f, v in _row_values(a, _ADDRESS_FIELDS).items()
+                },
+            )
+            for a in Address.all_objects.filter(patient=patient).order_by("-primary", "id")
+        ),
+        contacts=tuple(
+            ContactData(**_row_values(c, _CONTACT_FIELDS))
+            for c in Contact.all_objects.filter(patient=patient).order_by("id")
+        ),
+        links=tuple(
+            LinkData(other=link.other.uuid, type=link.type, reason=link.reason)
+            for link in Link.all_objects.filter(patient=patient, type__in=[LinkType.REFER, LinkType.SEEALSO])
+            .select_related("other")
+            .order_by("id")
+        ),
+    )
