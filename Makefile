@@ -7,6 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_PATIENTS ?= 2000
 PYTEST_ARGS ?=
+# Tests and the dev server may run against a DATABASE_URL without a production key.
+export MPI_ALLOW_DEV_SECRET_KEY ?= true
 
 .DEFAULT_GOAL := help
 .PHONY: help install db db-stop db-status migrate demo run test lint format bench-search clean

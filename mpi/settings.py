@@ -26,8 +26,10 @@ def env_list(name: str, default: str = "") -> list[str]:
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG and not env_bool("MPI_DEV_DEFAULTS", True):
-        raise ImproperlyConfigured("SECRET_KEY must be set in production.")
+    # A real database (DATABASE_URL) without a real key is a misconfigured deployment;
+    # the project-local development cluster gets a fixed, clearly insecure key.
+    if os.environ.get("DATABASE_URL") and not DEBUG and not env_bool("MPI_ALLOW_DEV_SECRET_KEY"):
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is.")
     SECRET_KEY = "dev-only-insecure-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
