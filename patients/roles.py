@@ -25,15 +25,17 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
 
 
 def sync_role_groups(group_model, permission_model) -> None:
-    """Create the groups and give each exactly its permissions (missing ones skipped)."""
+    """Create the groups and add their permissions (ones not created yet are skipped).
+
+    Runs from migration 0003 and after every migrate/flush (patients/apps.py), so the
+    groups survive test-database flushes and pick up permissions of later models.
+    """
+    by_code = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in permission_model.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
     for role, codes in ROLE_PERMISSIONS.items():
         group, _ = group_model.objects.get_or_create(name=role)
-        perms = []
-        for code in sorted(codes):
-            app_label, codename = code.split(".")
-            perm = permission_model.objects.filter(
-                content_type__app_label=app_label, codename=codename
-            ).first()
-            if perm:
-                perms.append(perm)
-        group.permissions.add(*perms)
+        group.permissions.add(*(by_code[c] for c in codes if c in by_code))
