@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError, RestrictedError
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
@@ -193,9 +194,14 @@ def _resolve_link_targets(patient: Patient | None, links: tuple[LinkData, ...]) 
     from django.core.exceptions import ValidationError
 
     targets = {}
+    linked_before = set()
+    if patient is not None:
+        linked_before = set(Link.all_objects.filter(patient=patient).values_list("other__uuid", flat=True))
     for i, link in enumerate(links):
-        other = Patient.objects.filter(uuid=link.other).first()
-        if other is None:
+        other = Patient.all_objects.filter(uuid=link.other).first()
+        # A link made while the other patient was live survives its soft delete; a new
+        # link must point at a live patient.
+        if other is None or (other.deleted_at is not None and link.other not in linked_before):
             raise ValidationError({f"links[{i}].other": f"No live patient {link.other}."})
         if patient is not None and other.pk == patient.pk:
             raise ValidationError({f"links[{i}].other": "A patient cannot link to itself."})
@@ -387,6 +393,32 @@ def restore_patient(*, patient: Patient, actor=None, reason: str = "") -> Patien
     _bump(patient, actor, reason)
     patient_changed.send(sender=Patient, patient=patient, action="restored", actor=actor)
     return patient
+
+
+@transaction.atomic
+def purge_patient(*, patient: Patient, actor, reason: str) -> None:
+    """Delete a soft-deleted patient and its rows for good; their history keeps who and why.
+
+    Only soft-deleted patients are purged: the soft delete already freed the
+    identifiers and told the search index, so the purge is a deliberate second step.
+    """
+    patient = Patient.all_objects.select_for_update().get(pk=patient.pk)
+    if patient.deleted_at is None:
+        raise PatientStateError("Only a deleted patient can be purged: delete it first.")
+    if Link.all_objects.filter(other=patient).exists():
+        raise PatientStateError("Other patients link to this one: remove their links first.")
+    # Row by row, not by cascade: each history row must carry the actor and the reason.
+    for model in (Link, Contact, Address, Identifier, Name, Patient):
+        rows = [patient] if model is Patient else model.all_objects.filter(patient=patient)
+        for row in rows:
+            row._history_user = actor
+            row._change_reason = reason
+            try:
+                row.delete()
+            except (ProtectedError, RestrictedError) as exc:
+                raise PatientStateError(
+                    "Other records (merge history, match candidates, ...) still refer to this patient."
+                ) from exc
 
 
 def patient_to_data(patient: Patient) -> PatientData:

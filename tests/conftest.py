@@ -7,6 +7,15 @@ def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    # The manifest storage (production) needs `collectstatic`; rendering pages in tests does not.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 def _user_in(role: str | None, username: str, **extra) -> User:
     user = User.objects.create_user(username=username, password="correct-horse-battery", **extra)
     if role:
