@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError, RestrictedError
+from django.db.models import ProtectedError, Q, RestrictedError
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
@@ -67,16 +67,22 @@ def _check_identifiers_free(identifiers: tuple[IdentifierData, ...], *, owner: P
     A friendly early answer only: the partial unique index is what guarantees it,
     see ``_insert_identifiers`` for the race.
     """
+    if not identifiers:
+        return
+    wanted = Q()
+    for ident in identifiers:
+        wanted |= Q(system=ident.system, value=ident.value)
+    holders = Identifier.all_objects.filter(wanted, live=True).select_related("patient")
+    if owner is not None:
+        holders = holders.exclude(patient=owner)
+    held = {(h.system, h.value): h.patient for h in holders}
     for i, ident in enumerate(identifiers):
-        holder = (
-            Identifier.objects.filter(system=ident.system, value=ident.value, live=True)
-            .exclude(patient=owner)
-            .select_related("patient")
-            .first()
-        )
-        if holder:
+        if (ident.system, ident.value) in held:
             raise IdentifierConflict(
-                system=ident.system, value=ident.value, existing=holder.patient, field=f"identifiers[{i}]"
+                system=ident.system,
+                value=ident.value,
+                existing=held[(ident.system, ident.value)],
+                field=f"identifiers[{i}]",
             )
 
 
