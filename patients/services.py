@@ -16,26 +16,21 @@ from simple_history.utils import bulk_create_with_history
 
 from patients.codes import LinkType
 from patients.data import (
-    AddressData,
-    ContactData,
     IdentifierData,
     LinkData,
-    NameData,
     PatientData,
     clean_patient_data,
 )
 from patients.errors import IdentifierConflict, PatientStateError, VersionConflict
 from patients.models import Address, Contact, Identifier, Link, Name, Organization, Patient
+from patients.queries import ADDRESS_FIELDS, CONTACT_FIELDS, IDENTIFIER_FIELDS, NAME_FIELDS, load_patient_data
 from patients.signals import patient_changed
 
 # Child rows compared field by field to decide what an update keeps, changes or removes.
-_NAME_FIELDS = ("use", "family", "given", "prefix", "suffix", "text", "period_start", "period_end")
-_ADDRESS_FIELDS = (
-    "use", "type", "line", "city", "district", "state", "postal_code", "country", "text",
-    "period_start", "period_end",
-)  # fmt: skip
-_CONTACT_FIELDS = ("system", "value", "normalized_value", "use", "rank", "period_start", "period_end")
-_IDENTIFIER_FIELDS = ("use", "type", "assigner", "period_start", "period_end")
+_NAME_FIELDS = NAME_FIELDS
+_ADDRESS_FIELDS = ADDRESS_FIELDS
+_CONTACT_FIELDS = CONTACT_FIELDS
+_IDENTIFIER_FIELDS = IDENTIFIER_FIELDS
 
 
 def _stamp(obj, actor, reason: str):
@@ -429,42 +424,4 @@ def purge_patient(*, patient: Patient, actor, reason: str) -> None:
 
 def patient_to_data(patient: Patient) -> PatientData:
     """The data shape of a stored patient: what an update would need to change nothing."""
-    return PatientData(
-        **{f: getattr(patient, f) for f in PatientData.SCALAR_FIELDS},
-        managing_organization=patient.managing_organization.uuid
-        if patient.managing_organization_id
-        else None,
-        names=tuple(
-            NameData(
-                primary=n.primary,
-                **{
-                    f: tuple(v) if isinstance(v, list) else v for f, v in _row_values(n, _NAME_FIELDS).items()
-                },
-            )
-            for n in Name.all_objects.filter(patient=patient).order_by("-primary", "id")
-        ),
-        identifiers=tuple(
-            IdentifierData(system=i.system, value=i.value, **_row_values(i, _IDENTIFIER_FIELDS))
-            for i in Identifier.all_objects.filter(patient=patient).order_by("id")
-        ),
-        addresses=tuple(
-            AddressData(
-                primary=a.primary,
-                **{
-                    f: tuple(v) if isinstance(v, list) else v
-                    for f, v in _row_values(a, _ADDRESS_FIELDS).items()
-                },
-            )
-            for a in Address.all_objects.filter(patient=patient).order_by("-primary", "id")
-        ),
-        contacts=tuple(
-            ContactData(**_row_values(c, _CONTACT_FIELDS))
-            for c in Contact.all_objects.filter(patient=patient).order_by("id")
-        ),
-        links=tuple(
-            LinkData(other=link.other.uuid, type=link.type, reason=link.reason)
-            for link in Link.all_objects.filter(patient=patient, type__in=[LinkType.REFER, LinkType.SEEALSO])
-            .select_related("other")
-            .order_by("id")
-        ),
-    )
+    return load_patient_data([patient.pk], include_deleted=True)[patient.pk]

@@ -1,0 +1,337 @@
+"""Match services: score a probe against the registry, and keep the candidate queue.
+
+``match_patient`` is what the REST and FHIR match endpoints call: candidate
+retrieval through ``search.blocking``, field-by-field scoring with the active match
+model, ranked by probability. ``refresh_candidates_for`` runs inside every patient
+write (the ``patient_changed`` receiver in matching/apps.py) and opens or refreshes
+``MatchCandidate`` rows at ``possible`` or above.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from matching.model import MatchGrade, MatchModel, MatchResult
+from matching.models import CandidateStatus, MatchCandidate, MatchModelVersion, NameFrequency
+from matching.params import MatchParams
+from matching.prepare import family_tf_key, given_tf_key
+from patients.data import PatientData
+from patients.models import Patient
+from patients.queries import load_patient_data
+from search.blocking import find_candidates
+
+# Candidates retrieved per probe before scoring; the blocks rank them, so the true
+# record is near the top when it is there at all.
+CANDIDATE_POOL = 50
+GRADE_RANK = {
+    MatchGrade.CERTAIN: 3,
+    MatchGrade.PROBABLE: 2,
+    MatchGrade.POSSIBLE: 1,
+    MatchGrade.CERTAINLY_NOT: 0,
+}
+# How long a process keeps a parsed model (and the index size it was made for).
+MODEL_TTL_SECONDS = 30.0
+
+_matching_enabled = contextvars.ContextVar("matching_enabled", default=True)
+_cache: dict[str, tuple[float, object]] = {}
+
+
+@contextmanager
+def matching_disabled() -> Iterator[None]:
+    """Writes inside this block do not match (initial bulk loads: run find_duplicates after)."""
+    token = _matching_enabled.set(False)
+    try:
+        yield
+    finally:
+        _matching_enabled.reset(token)
+
+
+def matching_enabled() -> bool:
+    return _matching_enabled.get()
+
+
+def _index_population() -> int:
+    """Live indexed patients, from the planner's estimate (a count(*) is a scan)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'search_patientindex'")
+        row = cursor.fetchone()
+    estimate = int(row[0]) if row and row[0] and row[0] > 0 else 0
+    if estimate < 10_000:  # small or never analysed: the exact count is cheap
+        from search.models import PatientIndex
+
+        estimate = PatientIndex.objects.count()
+    return estimate
+
+
+def active_matcher() -> tuple[MatchModelVersion, MatchModel]:
+    """The active stored model version, and a MatchModel for it.
+
+    The version row is read on every call (one indexed row: a newly activated model
+    takes effect at once and a rolled-back one is never used); the parsed model is
+    kept per version for a while, since its prior follows the index size.
+    """
+    version = MatchModelVersion.objects.filter(active=True).first() or _fallback_version()
+    key = f"model:{version.pk}:{version.version}"
+    cached = _cache.get(key)
+    if cached and time.monotonic() - cached[0] < MODEL_TTL_SECONDS:
+        return version, cached[1]
+    model = MatchModel(MatchParams.from_dict(version.params), population=_index_population())
+    _cache[key] = (time.monotonic(), model)
+    return version, model
+
+
+def _fallback_version() -> MatchModelVersion:
+    """No active version: the newest one, or the shipped defaults on an empty table
+    (migration 0002 stores them; a flushed test database has lost them)."""
+    from matching.defaults import DEFAULT_PARAMS
+
+    newest = MatchModelVersion.objects.order_by("-version").first()
+    if newest is not None:
+        return newest
+    version, _ = MatchModelVersion.objects.get_or_create(
+        version=1,
+        defaults={"params": DEFAULT_PARAMS.to_dict(), "active": True, "notes": "The shipped defaults."},
+    )
+    return version
+
+
+def forget_cached_matcher() -> None:
+    _cache.clear()
+
+
+def term_frequencies(probe: PatientData) -> dict[str, dict[str, float]]:
+    """Relative frequencies of the name keys the probe can agree on exactly.
+
+    An exact agreement means the candidate carries the probe's own key, so the
+    probe's keys are all that is needed: one small query per probe.
+    """
+    wanted = {
+        NameFrequency.Kind.FAMILY: {family_tf_key(n.family) for n in probe.names if n.family},
+        NameFrequency.Kind.GIVEN: {given_tf_key(n.given) for n in probe.names if n.given},
+    }
+    keys = [*wanted[NameFrequency.Kind.FAMILY], *wanted[NameFrequency.Kind.GIVEN], ""]
+    counts: dict[str, dict[str, int]] = {"family": {}, "given": {}}
+    for kind, key, count in NameFrequency.objects.filter(key__in=keys).values_list("kind", "key", "count"):
+        if key == "" or key in wanted[kind]:
+            counts[kind][key] = count
+    tf: dict[str, dict[str, float]] = {}
+    for kind, values in counts.items():
+        total = values.pop("", 0)
+        if total > 0:
+            tf[kind] = {key: count / total for key, count in values.items()}
+    return tf
+
+
+@dataclass(frozen=True)
+class MatchOutcome:
+    patient_id: int
+    patient_uuid: UUID
+    result: MatchResult
+    blocks: tuple[str, ...]
+
+    @property
+    def probability(self) -> float:
+        return self.result.probability
+
+    @property
+    def grade(self) -> MatchGrade:
+        return self.result.grade
+
+    def evidence_json(self, *, swap: bool = False) -> dict:
+        """The explanation as stored on a candidate; ``swap`` puts the candidate's values first."""
+        data = self.result.to_dict()
+        if swap:
+            for item in data["evidence"]:
+                item["value_a"], item["value_b"] = item["value_b"], item["value_a"]
+        data["blocks"] = list(self.blocks)
+        return data
+
+
+def match_patient(
+    probe: PatientData,
+    *,
+    limit: int = 10,
+    min_grade: str = MatchGrade.POSSIBLE,
+    exclude: int | None = None,
+) -> list[MatchOutcome]:
+    """Patients that may be the person described by ``probe``, most likely first.
+
+    Nothing is written. ``exclude`` leaves out one patient id (the probe's own record).
+    """
+    floor = GRADE_RANK[MatchGrade(min_grade)]
+    _, model = active_matcher()
+    candidates = find_candidates(probe, limit=CANDIDATE_POOL, exclude=exclude)
+    if not candidates:
+        return []
+    stored = load_patient_data([c.patient_id for c in candidates])
+    uuids = dict(Patient.objects.filter(pk__in=stored).values_list("pk", "uuid"))
+    tf = term_frequencies(probe)
+    prepared_probe = model.prepare(probe)
+    outcomes = []
+    for candidate in candidates:
+        data = stored.get(candidate.patient_id)
+        if data is None:
+            continue
+        result = model.match(prepared_probe, model.prepare(data), tf=tf)
+        if GRADE_RANK[result.grade] >= floor:
+            outcomes.append(
+                MatchOutcome(candidate.patient_id, uuids[candidate.patient_id], result, candidate.blocks)
+            )
+    outcomes.sort(key=lambda o: (-o.probability, o.patient_id))
+    return outcomes[: max(0, limit)]
+
+
+def _changed_fields(old_evidence: dict, new_evidence: dict) -> list[str]:
+    """Fields whose level or compared values differ between two explanations."""
+
+    def values(evidence: dict) -> dict[str, tuple]:
+        return {
+            e["field"]: (e["level"], frozenset((e["value_a"], e["value_b"])))
+            for e in evidence.get("evidence", [])
+        }
+
+    old, new = values(old_evidence), values(new_evidence)
+    return sorted(f for f in new.keys() | old.keys() if old.get(f) != new.get(f))
+
+
+def _save(candidate: MatchCandidate, actor, reason: str) -> None:
+    candidate._history_user = actor
+    candidate._change_reason = reason
+    candidate.save()
+
+
+def record_candidate(
+    *, patient: Patient, outcome: MatchOutcome, version: MatchModelVersion, actor=None, changed: bool = True
+) -> MatchCandidate | None:
+    """Open or refresh the candidate for (patient, outcome's patient).
+
+    A decided pair stays decided, unless ``changed`` (this write changed the patient)
+    and a compared field's values differ from what the decision saw: then it is
+    re-opened with a note saying which fields changed.
+    """
+    low, high = sorted((patient.pk, outcome.patient_id))
+    evidence = outcome.evidence_json(swap=patient.pk != low)
+    values = {
+        "probability": outcome.probability,
+        "weight": outcome.result.weight,
+        "grade": outcome.grade,
+        "evidence": evidence,
+        "blocks": list(outcome.blocks),
+        "model_version": version,
+    }
+    existing = MatchCandidate.objects.select_for_update().filter(patient_a_id=low, patient_b_id=high).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                candidate = MatchCandidate(patient_a_id=low, patient_b_id=high, **values)
+                _save(candidate, actor, "Opened by the matcher")
+                return candidate
+        except IntegrityError:
+            # A concurrent write opened the same pair first: refresh theirs.
+            existing = MatchCandidate.objects.select_for_update().get(patient_a_id=low, patient_b_id=high)
+    if existing.status == CandidateStatus.OPEN:
+        for field, value in values.items():
+            setattr(existing, field, value)
+        existing.note = ""
+        _save(existing, actor, "Re-scored by the matcher")
+        return existing
+    if existing.status not in (CandidateStatus.NOT_DUPLICATE, CandidateStatus.DISMISSED) or not changed:
+        return None  # merged/linked pairs are settled; unchanged pairs stay decided
+    fields = _changed_fields(existing.evidence, evidence)
+    if not fields:
+        return None
+    previous = f"{existing.get_status_display().lower()} on {existing.decided_at:%Y-%m-%d}"
+    for field, value in values.items():
+        setattr(existing, field, value)
+    existing.status = CandidateStatus.OPEN
+    existing.note = f"Re-opened: {', '.join(fields)} changed since it was decided {previous}."
+    _save(existing, actor, existing.note)
+    return existing
+
+
+def refresh_candidates_for(patient: Patient, *, actor=None, changed: bool = True) -> list[MatchCandidate]:
+    """Match a stored patient against the registry and open/refresh its candidates.
+
+    Open candidates of this patient that no longer reach ``possible`` are dismissed
+    with a note (by the system, not a person).
+    """
+    version, _ = active_matcher()
+    data = load_patient_data([patient.pk]).get(patient.pk)
+    if data is None:
+        return []
+    outcomes = match_patient(data, limit=CANDIDATE_POOL, min_grade=MatchGrade.POSSIBLE, exclude=patient.pk)
+    touched = []
+    for outcome in outcomes:
+        candidate = record_candidate(
+            patient=patient, outcome=outcome, version=version, actor=actor, changed=changed
+        )
+        if candidate is not None:
+            touched.append(candidate)
+    still = {o.patient_id for o in outcomes}
+    for stale in MatchCandidate.objects.open().involving(patient).select_for_update():
+        if stale.other(patient) not in still:
+            close_candidate(
+                stale, actor=actor, note="Closed by the matcher: no longer a likely match after a change."
+            )
+    return touched
+
+
+def close_candidate(candidate: MatchCandidate, *, actor=None, note: str) -> None:
+    """The system dismisses an open candidate (a patient changed, was deleted or merged)."""
+    candidate.status = CandidateStatus.DISMISSED
+    candidate.decided_at = timezone.now()
+    candidate.decided_by = None
+    candidate.note = note
+    _save(candidate, actor, note)
+
+
+def on_patient_changed(sender, *, patient: Patient, action: str, actor=None, **kwargs) -> None:
+    """``patient_changed`` receiver: registration and updates match in the same request."""
+    if not matching_enabled():
+        return
+    if action in ("registered", "updated", "restored"):
+        refresh_candidates_for(patient, actor=actor, changed=action != "restored")
+    elif action == "deleted":
+        for candidate in MatchCandidate.objects.open().involving(patient).select_for_update():
+            close_candidate(candidate, actor=actor, note="Closed: one of the patients was deleted.")
+
+
+@transaction.atomic
+def decide_candidate(*, candidate: MatchCandidate, status: str, actor, reason: str) -> MatchCandidate:
+    """Record a steward's decision (not-duplicate, dismissed) on an open or decided pair.
+
+    Merges and links set their own statuses through their services.
+    """
+    from django.core.exceptions import ValidationError
+
+    if status not in (CandidateStatus.NOT_DUPLICATE, CandidateStatus.DISMISSED):
+        raise ValidationError({"status": f"Use the merge or link service for {status!r}."})
+    if status == CandidateStatus.NOT_DUPLICATE and not reason.strip():
+        raise ValidationError({"reason": "Say why these are different people."})
+    candidate = MatchCandidate.objects.select_for_update().get(pk=candidate.pk)
+    candidate.status = status
+    candidate.decided_by = actor
+    candidate.decided_at = timezone.now()
+    candidate.reason = reason.strip()
+    candidate.note = ""
+    _save(candidate, actor, reason.strip() or f"Marked {status}")
+    return candidate
+
+
+def mark_not_duplicate(*, candidate: MatchCandidate, actor, reason: str) -> MatchCandidate:
+    """A sticky "different people" decision: the matcher never re-opens it on its own."""
+    return decide_candidate(
+        candidate=candidate, status=CandidateStatus.NOT_DUPLICATE, actor=actor, reason=reason
+    )
+
+
+def dismiss_candidate(*, candidate: MatchCandidate, actor, reason: str = "") -> MatchCandidate:
+    return decide_candidate(candidate=candidate, status=CandidateStatus.DISMISSED, actor=actor, reason=reason)
