@@ -151,7 +151,9 @@ def test_twins_are_never_certain(clerk):
     a = patient_data(given=("Chidi",), multiple_birth_order=1, **shared)
     b = patient_data(given=("Chioma",), gender="female", multiple_birth_order=2, **shared)
     register_patient(data=replace(a, identifiers=(IdentifierData(system=SSN_SYSTEM, value="111-22-3333"),)))
-    second = register_patient(data=replace(b, identifiers=(IdentifierData(system=SSN_SYSTEM, value="111-22-4444"),)))
+    second = register_patient(
+        data=replace(b, identifiers=(IdentifierData(system=SSN_SYSTEM, value="111-22-4444"),))
+    )
     results = match_patient(b, exclude=second.pk)
     assert results  # found, and graded below certain
     assert all(r.grade != MatchGrade.CERTAIN for r in results)
