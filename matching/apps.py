@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class MatchingConfig(AppConfig):
@@ -6,8 +7,13 @@ class MatchingConfig(AppConfig):
 
     def ready(self) -> None:
         from matching.services import on_patient_changed
+        from patients.apps import sync_roles
         from patients.signals import patient_changed
 
         # Connected after the search app's receiver (INSTALLED_APPS order), so the
         # index already holds this write when the patient is matched.
         patient_changed.connect(on_patient_changed, dispatch_uid="matching.on_patient_changed")
+        # The steward role holds matching permissions (patients/roles.py), which exist
+        # only once this app's post_migrate has created them: patients' own hook runs
+        # too early on a fresh database, so sync the groups again after ours.
+        post_migrate.connect(sync_roles, sender=self, dispatch_uid="matching.sync_roles")

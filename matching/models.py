@@ -1,4 +1,6 @@
-"""Stored match models (versioned parameters), name frequencies and the candidate queue."""
+"""Stored match models (versioned parameters), name frequencies, the candidate queue and merges."""
+
+import uuid
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -103,11 +105,21 @@ class MatchCandidate(models.Model):
     note = models.TextField(blank=True, help_text="What the system did with it last (e.g. why re-opened).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords(excluded_fields=["updated_at"])
+    # A steward's claim, so two stewards don't work the same pair (matching/claims.py).
+    # Not history-tracked: a claim is a lock, not a decision.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords(excluded_fields=["updated_at", "claimed_by", "claimed_until"])
 
     objects = MatchCandidateQuerySet.as_manager()
 
     class Meta:
+        permissions = [
+            ("review_candidate", "Can review duplicate candidates"),
+            ("merge_patients", "Can merge and unmerge patients"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(patient_a__lt=F("patient_b")), name="candidate_pair_ordered"),
             models.UniqueConstraint(fields=["patient_a", "patient_b"], name="uniq_candidate_pair"),
@@ -127,3 +139,64 @@ class MatchCandidate(models.Model):
     def other(self, patient: Patient | int) -> int:
         pk = getattr(patient, "pk", patient)
         return self.patient_b_id if pk == self.patient_a_id else self.patient_a_id
+
+
+class MergeStatus(models.TextChoices):
+    MERGED = "merged", "Merged"
+    UNMERGED = "unmerged", "Unmerged"
+
+
+class Merge(models.Model):
+    """One merge of ``duplicate`` into ``survivor``: who, when, why, and exactly what changed.
+
+    Written by ``matching.merging`` only. ``changes`` lists every row the merge moved,
+    copied or altered (with the old values) so that ``unmerge_patients`` can undo it
+    exactly; ``snapshot`` is both patients' data before the merge, for audit and as
+    the yardstick the unmerge is checked against.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    survivor = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="merges_as_survivor")
+    duplicate = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="merges_as_duplicate")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    survivor_version_before = models.PositiveIntegerField()
+    survivor_version_after = models.PositiveIntegerField()
+    duplicate_version_before = models.PositiveIntegerField()
+    duplicate_version_after = models.PositiveIntegerField()
+    changes = models.JSONField(default=dict, help_text="What moved or changed; see docs/merge.md.")
+    snapshot = models.JSONField(default=dict, help_text="Both patients' data before the merge.")
+    status = models.CharField(max_length=16, choices=MergeStatus.choices, default=MergeStatus.MERGED)
+    unmerged_at = models.DateTimeField(null=True, blank=True)
+    unmerged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    unmerge_reason = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(survivor=F("duplicate")), name="merge_not_into_itself"),
+            # A patient is merged away at most once at a time: the last line of defence
+            # against two concurrent merges of one duplicate.
+            models.UniqueConstraint(
+                fields=["duplicate"], condition=Q(status="merged"), name="uniq_standing_merge_of_duplicate"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="merged", unmerged_at__isnull=True)
+                | Q(status="unmerged", unmerged_at__isnull=False),
+                name="merge_unmerged_at_matches_status",
+            ),
+        ]
+        indexes = [models.Index(fields=["survivor", "status"], name="merge_survivor_idx")]
+
+    def __str__(self) -> str:
+        return f"merge {self.duplicate_id} -> {self.survivor_id} ({self.status})"
+
+    @property
+    def is_undone(self) -> bool:
+        return self.status == MergeStatus.UNMERGED

@@ -44,11 +44,14 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "simple_history",
     "patients",
     "search",
     "matching",
     "fhir_api",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -112,6 +115,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # our CSS and vendored htmx
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -150,3 +154,47 @@ LOGGING = {
 
 # History rows keep the whole change reason, not the first 100 characters.
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
+# REST API (/api/v1/): tokens for systems, sessions for browsers; one error shape.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["mpi.api.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "mpi.api.Pagination",
+    "EXCEPTION_HANDLER": "mpi.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Per-user request rate, e.g. "600/minute"; unset: no throttling.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"]
+    if os.environ.get("MPI_API_RATE")
+    else [],
+    "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("MPI_API_RATE")},
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Master Patient Index API",
+    "DESCRIPTION": "Register, read, update and cross-reference patients. See docs/rest-api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Vendored Swagger UI (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "NameUseEnum": "patients.codes.NameUse",
+        "IdentifierUseEnum": "patients.codes.IdentifierUse",
+        "AddressUseEnum": "patients.codes.AddressUse",
+        "ContactUseEnum": "patients.codes.ContactUse",
+        "ContactSystemEnum": "patients.codes.ContactSystem",
+        "IdentifierTypeEnum": "patients.codes.IdentifierType",
+        "AddressTypeEnum": "patients.codes.AddressType",
+        "LinkTypeEnum": "patients.codes.LinkType",
+        "WritableLinkTypeEnum": ["refer", "seealso"],
+    },
+}

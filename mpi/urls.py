@@ -1,6 +1,8 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from mpi.api import api_not_found
 
 admin.site.site_header = "Master Patient Index"
 admin.site.site_title = "MPI admin"
@@ -8,5 +10,12 @@ admin.site.index_title = "Registry"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("search/", include("search.urls")),
+    # REST API: each app adds its routes under /api/v1/.
+    path("api/v1/", include("patients.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/", api_not_found),  # keep last: unknown API paths get a JSON 404
+    # Steward pages: the dashboard (/), /review/, /merges/, /patients/<uuid>/.
+    path("", include("matching.urls")),
 ]

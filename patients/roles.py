@@ -13,12 +13,22 @@ def _perms(actions: tuple[str, ...], models: tuple[str, ...]) -> set[str]:
     return {f"patients.{a}_{m}" for a in actions for m in models}
 
 
+# The steward pages (matching/views): the queue, merges and their history. Codes of
+# another app are plain strings here, so patients still imports nothing of matching.
+STEWARD_MATCHING_PERMISSIONS = {
+    "matching.review_candidate",
+    "matching.merge_patients",
+    "matching.view_matchcandidate",
+    "matching.view_merge",
+}
+
 # "delete" is the soft delete; purging (a real delete) is for superusers only.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     "clerk": _perms(("view", "add", "change", "delete"), PATIENT_MODELS)
     | {"patients.view_organization", *_perms(("view",), HISTORY_MODELS)},
     "steward": _perms(("view", "add", "change", "delete"), PATIENT_MODELS)
-    | {"patients.view_organization", "patients.restore_patient", *_perms(("view",), HISTORY_MODELS)},
+    | {"patients.view_organization", "patients.restore_patient", *_perms(("view",), HISTORY_MODELS)}
+    | STEWARD_MATCHING_PERMISSIONS,
     "integrator": _perms(("view", "add", "change"), PATIENT_MODELS) | {"patients.view_organization"},
     "auditor": _perms(("view",), PATIENT_MODELS + HISTORY_MODELS) | {"patients.view_organization"},
 }

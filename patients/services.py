@@ -210,6 +210,13 @@ def _resolve_link_targets(patient: Patient | None, links: tuple[LinkData, ...]) 
     return targets
 
 
+def _refuse_if_merged_away(patient: Patient) -> None:
+    """A merged-away record is kept for reference only: changes go to the live one."""
+    link = Link.all_objects.filter(patient=patient, type=LinkType.REPLACED_BY).select_related("other").first()
+    if link is not None:
+        raise PatientStateError(f"The patient was merged into {link.other.uuid}: change that record instead.")
+
+
 def _bump(patient: Patient, actor, reason: str) -> None:
     patient.version += 1
     patient.updated_by = actor
@@ -308,6 +315,7 @@ def update_patient(
     # Re-checked after locking: another writer may have got there first.
     if patient.deleted_at is not None:
         raise PatientStateError("The patient is deleted; restore it first.")
+    _refuse_if_merged_away(patient)
     if expected_version is not None and patient.version != expected_version:
         raise VersionConflict(expected=expected_version, current=patient.version)
     organization = _resolve_organization(data)
@@ -362,6 +370,16 @@ def delete_patient(
     patient = _lock(patient)[patient.pk]
     if patient.deleted_at is not None:
         raise PatientStateError("The patient is already deleted.")
+    _refuse_if_merged_away(patient)
+    # A survivor of merges: deleting it would leave the merged-away records pointing
+    # at no live record of the person.
+    merged_in = (
+        Link.all_objects.filter(patient=patient, type=LinkType.REPLACES).select_related("other").first()
+    )
+    if merged_in is not None:
+        raise PatientStateError(
+            f"Patient {merged_in.other.uuid} was merged into this one: unmerge it before deleting."
+        )
     if expected_version is not None and patient.version != expected_version:
         raise VersionConflict(expected=expected_version, current=patient.version)
     reason = reason or "Deleted"

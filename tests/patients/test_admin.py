@@ -266,18 +266,19 @@ def test_organization_admin(client, admin_user, clerk, smith):
 
 def test_merge_links_are_shown_read_only_and_kept_on_save(client, clerk, smith, nunez):
     # Written directly: the merge service (matching app) is what creates these links.
-    Link.objects.create(patient=smith, other=nunez, type="replaced-by")
+    # (A survivor's "replaces" link: a merged-away record itself can no longer be saved.)
+    Link.objects.create(patient=smith, other=nunez, type="replaces")
     client.force_login(clerk)
 
     page = client.get(url("change", smith.pk))
 
-    assert "Replaced by" in page.content.decode()
+    assert "Replaces" in page.content.decode()
     assert not inline_form(page, "links").instance.pk  # only the empty extra row: not editable here
     data = form_data(page)
     data["change_reason"] = "checked"
     data["gender"] = "other"
     assert client.post(url("change", smith.pk), data).status_code == 302
-    assert Link.objects.filter(patient=smith, type="replaced-by").exists()
+    assert Link.objects.filter(patient=smith, type="replaces").exists()
 
 
 def test_rows_a_user_may_only_view_are_kept_when_the_patient_is_saved(client, clerk, smith, nunez):

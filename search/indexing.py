@@ -1,0 +1,217 @@
+"""Building and writing index rows.
+
+``index_values`` is the one pure function that turns a patient's data into its index
+row; the ``patient_changed`` receiver, the rebuild and check commands and the
+benchmark's bulk loader all use it, so every path produces the same rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection
+
+from patients.codes import PHONE_SYSTEMS, ContactSystem, LinkType
+from patients.data import (
+    AddressData,
+    ContactData,
+    IdentifierData,
+    NameData,
+    PatientData,
+    clean_text,
+    normalize_email,
+    normalize_phone,
+)
+from patients.models import Address, Contact, Identifier, Link, Name, Patient
+from search import keys
+from search.models import NameWord, PatientIndex
+from search.normalize import family_tokens, fold, name_words, phone_suffix, phonetic_codes, postcode_key
+
+# Index columns written from ``index_values`` (the tsvector is generated from them).
+INDEX_FIELDS = (
+    "merged", "display_name", "name_text", "family_names", "given_names", "phonetic_keys",
+    "block_keys", "birth_date", "birth_year", "gender", "postcodes", "cities", "phones",
+    "phone_suffixes", "emails", "identifier_keys", "identifier_values", "keyword_text",
+    "address_text",
+)  # fmt: skip
+
+
+def _name_parts(name: NameData) -> tuple[list[str], list[str]]:
+    """(family tokens, given words) of a name; a text-only name reads as "given... family"."""
+    if name.family or name.given:
+        return family_tokens(name.family), [w for g in name.given for w in name_words(g)]
+    words = name_words(name.text)
+    return words[-1:], words[:-1]
+
+
+def _display(name: NameData) -> str:
+    return clean_text(" ".join([*name.given, name.family])) or clean_text(name.text)
+
+
+def _unique_sorted(values: Iterable[str]) -> list[str]:
+    return sorted({v for v in values if v})
+
+
+def contact_phone(contact: ContactData) -> str:
+    """The E.164 form of a phone contact, also for data that skipped normalisation."""
+    if contact.normalized_value:
+        return contact.normalized_value
+    try:
+        return normalize_phone(contact.value)
+    except Exception:  # a probe may carry anything; an unparsable phone just does not key
+        return ""
+
+
+def index_values(data: PatientData, *, merged: bool = False) -> dict[str, Any]:
+    """The index row of a patient (without its id). Pure: same data, same row."""
+    names = sorted(data.names, key=lambda n: not n.primary)  # stable: primary first
+    parts = [_name_parts(n) for n in names]
+    all_words = [w for n in names for w in name_words(" ".join([*n.given, n.family])) or name_words(n.text)]
+    phones = [contact_phone(c) for c in data.contacts if c.system in PHONE_SYSTEMS]
+    emails = [
+        c.normalized_value or normalize_email(c.value)
+        for c in data.contacts
+        if c.system == ContactSystem.EMAIL
+    ]
+    identifier_values = _unique_sorted(fold(i.value) for i in data.identifiers)
+    postcodes = _unique_sorted(postcode_key(a.postal_code) for a in data.addresses)
+    year = data.birth_date.year if data.birth_date else None
+    address_words = [
+        fold(" ".join(p for p in (*a.line, a.city, a.postal_code, a.state, a.text) if p))
+        for a in data.addresses
+    ]
+    return {
+        "merged": merged,
+        "display_name": _display(names[0]) if names else "",
+        "name_text": " ".join(dict.fromkeys(all_words)),
+        "family_names": _unique_sorted(w for family, _ in parts for w in family),
+        "given_names": _unique_sorted(w for _, given in parts for w in given),
+        "phonetic_keys": _unique_sorted(
+            [f"{alg}:{code}" for w in all_words for alg, code in phonetic_codes(w).items()]
+            + ([f"y:{year}"] if year else [])
+        ),
+        "block_keys": keys.record_keys(parts, data.birth_date, postcodes),
+        "birth_date": data.birth_date,
+        "birth_year": year,
+        "gender": data.gender or "",
+        "postcodes": postcodes,
+        "cities": _unique_sorted(fold(a.city) for a in data.addresses),
+        "phones": _unique_sorted(phones),
+        "phone_suffixes": _unique_sorted(phone_suffix(p) for p in phones),
+        "emails": _unique_sorted(emails),
+        "identifier_keys": _unique_sorted(f"{i.system}|{i.value}" for i in data.identifiers),
+        "identifier_values": identifier_values,
+        "keyword_text": " ".join([*identifier_values, *([f"y{year}"] if year else [])]),
+        "address_text": " ".join(w for w in address_words if w),
+    }
+
+
+def is_merged_away(*, active: bool, replaced_by: bool) -> bool:
+    return not active and replaced_by
+
+
+def load_index_values(patient_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Index rows of the given live (not soft-deleted) patients, in six queries.
+
+    Children are read in the order ``patients.services.patient_to_data`` uses, so a
+    row built here equals the row built from registration data.
+    """
+    ids = list(patient_ids)
+    patients = {
+        p["id"]: p
+        for p in Patient.all_objects.filter(pk__in=ids, deleted_at__isnull=True).values(
+            "id", "active", "gender", "birth_date"
+        )
+    }
+    if not patients:
+        return {}
+    # values_list, not model instances: the rebuild and check commands read every row.
+    children: dict[type, dict[int, list]] = {}
+    for model, shape, fields, order in (
+        (Name, NameData, ("family", "given", "text", "primary"), ("-primary", "id")),
+        (Identifier, IdentifierData, ("system", "value"), ("id",)),
+        (
+            Address,
+            AddressData,
+            ("line", "city", "state", "postal_code", "text", "primary"),
+            ("-primary", "id"),
+        ),
+        (Contact, ContactData, ("system", "value", "normalized_value"), ("id",)),
+    ):
+        rows = children[shape] = defaultdict(list)
+        queryset = model.all_objects.filter(patient_id__in=patients).order_by("patient_id", *order)
+        for pid, *values in queryset.values_list("patient_id", *fields):
+            rows[pid].append(
+                shape(
+                    **{f: tuple(v) if isinstance(v, list) else v for f, v in zip(fields, values, strict=True)}
+                )
+            )
+    replaced = set(
+        Link.all_objects.filter(patient_id__in=patients, type=LinkType.REPLACED_BY).values_list(
+            "patient_id", flat=True
+        )
+    )
+    result = {}
+    for pid, p in patients.items():
+        data = PatientData(
+            names=tuple(children[NameData][pid]),
+            identifiers=tuple(children[IdentifierData][pid]),
+            addresses=tuple(children[AddressData][pid]),
+            contacts=tuple(children[ContactData][pid]),
+            gender=p["gender"],
+            birth_date=p["birth_date"],
+        )
+        merged = is_merged_away(active=p["active"], replaced_by=pid in replaced)
+        result[pid] = index_values(data, merged=merged)
+    return result
+
+
+def write_index_rows(rows: dict[int, dict[str, Any]]) -> None:
+    """Insert or update the given rows, and add their name words to the vocabulary."""
+    if not rows:
+        return
+    PatientIndex.objects.bulk_create(
+        [PatientIndex(patient_id=pid, **values) for pid, values in rows.items()],
+        update_conflicts=True,
+        unique_fields=["patient"],
+        update_fields=list(INDEX_FIELDS),
+    )
+    words = sorted({w for values in rows.values() for w in values["name_text"].split()})
+    # Sorted: concurrent writers adding the same new words lock them in one order.
+    NameWord.objects.bulk_create([NameWord(word=w) for w in words], ignore_conflicts=True)
+
+
+def refresh_vocabulary() -> int:
+    """Add any missing name words of the whole index (after a bulk load or rebuild)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO search_nameword (word) "
+            "SELECT DISTINCT unnest(string_to_array(name_text, ' ')) FROM search_patientindex "
+            "WHERE name_text <> '' ON CONFLICT DO NOTHING"
+        )
+        return cursor.rowcount
+
+
+def reindex_patients(patient_ids: Iterable[int]) -> None:
+    """Bring the rows of these patients in step: upsert the live, drop the rest."""
+    ids = set(patient_ids)
+    rows = load_index_values(ids)
+    gone = ids - rows.keys()
+    if gone:
+        PatientIndex.objects.filter(patient_id__in=gone).delete()
+    write_index_rows(rows)
+
+
+def reindex_patient(patient: Patient) -> None:
+    if patient.deleted_at is not None:
+        PatientIndex.objects.filter(patient_id=patient.pk).delete()
+        return
+    reindex_patients([patient.pk])
+
+
+def on_patient_changed(sender, *, patient: Patient, **kwargs) -> None:
+    """``patient_changed`` receiver: runs inside the writer's transaction, so a match
+    or search right after the write (even before commit, in that transaction) sees it."""
+    reindex_patient(patient)

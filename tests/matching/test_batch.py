@@ -1,0 +1,170 @@
+"""find_duplicates: whole-registry detection with the matcher's own retrieval and scoring."""
+
+import json
+import re
+from collections import defaultdict
+from io import StringIO
+from itertools import combinations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from matching import pairs as pair_sql
+from matching.model import MatchGrade
+from matching.models import CandidateStatus, MatchCandidate
+from matching.services import mark_not_duplicate, match_patient, matching_disabled
+from patients.demo import generate_demo
+from patients.queries import load_patient_data
+from patients.services import register_patient
+from search.blocking import find_candidates
+from tests.factories import patient_data
+
+pytestmark = pytest.mark.django_db
+AT_LEAST_POSSIBLE = (MatchGrade.CERTAIN, MatchGrade.PROBABLE, MatchGrade.POSSIBLE)
+
+
+@pytest.fixture
+def demo():
+    """200 demo records registered without matching; the planted truth by patient id."""
+    records = {}
+    with matching_disabled():
+        for record in generate_demo(200, seed=11):
+            records[register_patient(data=record.data).pk] = record
+    by_person = defaultdict(list)
+    for pk, record in records.items():
+        by_person[record.person_id].append(pk)
+    planted = {tuple(sorted(p)) for ids in by_person.values() for p in combinations(ids, 2)}
+    twins = set()
+    for pk, record in records.items():
+        if record.twin_person_id is not None:
+            for other in by_person[record.twin_person_id]:
+                twins.add(tuple(sorted((pk, other))))
+    assert planted and twins and not MatchCandidate.objects.exists()
+    return {"records": records, "planted": planted, "twins": twins}
+
+
+def _run(tmp_path, *args, **options):
+    out = StringIO()
+    call_command(
+        "find_duplicates",
+        *args,
+        workers=0,
+        checkpoint=str(tmp_path / "checkpoint.json"),
+        stdout=out,
+        **options,
+    )
+    return out.getvalue()
+
+
+def _scored(output: str) -> int:
+    """Pairs scored in the whole pass, from the summary."""
+    return int(re.search(r"pairs generated [\d,]+, scored ([\d,]+)", output).group(1).replace(",", ""))
+
+
+def _candidate_pairs(**filters) -> set[tuple[int, int]]:
+    return set(MatchCandidate.objects.filter(**filters).values_list("patient_a_id", "patient_b_id"))
+
+
+def test_find_duplicates_finds_planted_pairs_scores_as_match_patient_and_keeps_decisions(
+    demo, tmp_path, steward
+):
+    output = _run(tmp_path)
+
+    found = _candidate_pairs(grade__in=AT_LEAST_POSSIBLE)
+    recall = len(found & demo["planted"]) / len(demo["planted"])
+    assert recall >= 0.9, f"recall {recall:.3f} of {len(demo['planted'])} planted pairs"
+    assert not _candidate_pairs(grade=MatchGrade.CERTAIN) & demo["twins"]
+    assert MatchCandidate.objects.filter(status=CandidateStatus.OPEN).count() == len(found)
+    assert "Duplicate detection complete." in output
+    assert "certain" in output and "possible" in output and "elapsed" in output
+    assert not (tmp_path / "checkpoint.json").exists()  # a complete pass leaves no checkpoint
+
+    # The same scores as the per-probe matcher (same model, same term frequencies).
+    data = load_patient_data(demo["records"])
+    checked = 0
+    for candidate in MatchCandidate.objects.order_by("patient_a_id", "patient_b_id")[:20]:
+        outcomes = match_patient(data[candidate.patient_a_id], limit=50, exclude=candidate.patient_a_id)
+        same = [o for o in outcomes if o.patient_id == candidate.patient_b_id]
+        if same:  # the per-probe retrieval found it too
+            assert same[0].probability == pytest.approx(candidate.probability, abs=1e-9)
+            assert same[0].grade == candidate.grade
+            checked += 1
+    assert checked >= 15
+
+    # A steward's decision survives the next pass.
+    decided = MatchCandidate.objects.order_by("-probability", "id").first()
+    mark_not_duplicate(candidate=decided, actor=steward, reason="Checked: two people")
+    again = _run(tmp_path)
+    decided.refresh_from_db()
+    assert decided.status == CandidateStatus.NOT_DUPLICATE
+    assert "decided pairs left as decided: 1" in again
+    assert decided.history.filter(history_change_reason="Re-scored by the matcher").count() == 0
+
+
+def test_batch_retrieval_covers_what_find_candidates_finds(demo):
+    """The SQL pairs meet (nearly) every planted pair the per-probe retrieval meets."""
+    data = load_patient_data(demo["records"])
+    per_probe = set()
+    for pk, record in data.items():
+        for candidate in find_candidates(record, exclude=pk):
+            per_probe.add(tuple(sorted((pk, candidate.patient_id))))
+    pair_sql.build_pairs()
+    batch = set()
+    after = 0
+    while chunk := pair_sql.pair_chunk(after=after, patients=500):
+        batch |= {(a, b) for a, b, _ in chunk}
+        after = chunk[-1][0]
+    pair_sql.drop_pairs()
+
+    planted_per_probe = per_probe & demo["planted"]
+    assert len(batch & planted_per_probe) >= 0.97 * len(planted_per_probe)
+    assert len(batch & demo["planted"]) >= 0.95 * len(demo["planted"])
+
+
+def test_interrupted_pass_resumes_without_scoring_a_pair_twice(demo, tmp_path):
+    checkpoint = tmp_path / "checkpoint.json"
+    first = _run(tmp_path, chunk_size=10, limit_chunks=2)
+    assert "stopped" in first
+    saved = json.loads(checkpoint.read_text())
+    scored_before = saved["totals"]["pairs_scored"]
+    assert saved["last_patient_id"] > 0 and scored_before > 0
+
+    second = _run(tmp_path, chunk_size=10)
+    assert "Resuming after patient id" in second and "complete" in second
+    resumed = set(MatchCandidate.objects.values_list("patient_a_id", "patient_b_id", "probability"))
+
+    full = _run(tmp_path, "--restart", chunk_size=10)
+    scored_full, scored_resumed = _scored(full), _scored(second)
+    # The resumed pass (both runs together) scored exactly the pairs of one full pass.
+    assert scored_resumed == scored_full
+    assert set(MatchCandidate.objects.values_list("patient_a_id", "patient_b_id", "probability")) == resumed
+
+
+def test_checkpoint_of_another_model_version_is_refused(tmp_path):
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"last_patient_id": 5, "model_version": 999}))
+    with pytest.raises(CommandError, match="--restart"):
+        _run(tmp_path)
+
+
+def test_bad_options_are_refused(tmp_path):
+    with pytest.raises(CommandError, match="--window"):
+        _run(tmp_path, window=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_processes_find_a_typo_duplicate(tmp_path):
+    with matching_disabled():
+        original = register_patient(data=patient_data(family="Smith", given=("John",), mrn="77"))
+        register_patient(
+            data=patient_data(family="Okafor", given=("Ada",), mrn="78", phone="+1 508 555 0199")
+        )
+        duplicate = register_patient(data=patient_data(family="Smyth", given=("Jon",), mrn="79"))
+    out = StringIO()
+
+    call_command("find_duplicates", workers=2, checkpoint=str(tmp_path / "c.json"), stdout=out)
+
+    candidate = MatchCandidate.objects.get()
+    assert (candidate.patient_a_id, candidate.patient_b_id) == (original.pk, duplicate.pk)
+    assert candidate.grade in AT_LEAST_POSSIBLE and candidate.blocks
+    assert "complete" in out.getvalue()
