@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
-DEMO_PATIENTS ?= 2000
+DEMO_PATIENTS ?= 1000
 PYTEST_ARGS ?=
 # make bench-search N=1000000 (BENCH_LOAD=--reuse re-measures the last load)
 N ?= 100000

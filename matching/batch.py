@@ -238,6 +238,12 @@ def run_batch(
     version, model, tf = prepare_scoring(log=log)
     after, totals = 0, Totals()
     if saved is not None:
+        database = connection.settings_dict["NAME"]
+        if saved.get("database", database) != database:
+            raise CheckpointError(
+                f"The checkpoint {checkpoint.path} belongs to the database {saved['database']!r}, "
+                f"not {database!r}; use another --checkpoint or --restart."
+            )
         if saved.get("model_version") != version.version:
             raise CheckpointError(
                 f"The checkpoint {checkpoint.path} was made with match model v{saved.get('model_version')}, "

@@ -37,6 +37,7 @@ GRADE_RANK = {
     MatchGrade.POSSIBLE: 1,
     MatchGrade.CERTAINLY_NOT: 0,
 }
+MIN_POPULATION = 10_000
 # How long a process keeps a parsed model (and the index size it was made for).
 MODEL_TTL_SECONDS = 30.0
 
@@ -59,16 +60,17 @@ def matching_enabled() -> bool:
 
 
 def _index_population() -> int:
-    """Live indexed patients, from the planner's estimate (a count(*) is a scan)."""
+    """Live indexed patients, from the planner's estimate (a count(*) is a scan).
+
+    Never below ``MIN_POPULATION``: the prior follows the index size, and a young
+    registry of a few hundred records must not make the matcher more eager to match
+    (nor make a pair's grade depend on how many patients a test happens to create).
+    """
     with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'search_patientindex'")
         row = cursor.fetchone()
     estimate = int(row[0]) if row and row[0] and row[0] > 0 else 0
-    if estimate < 10_000:  # small or never analysed: the exact count is cheap
-        from search.models import PatientIndex
-
-        estimate = PatientIndex.objects.count()
-    return estimate
+    return max(estimate, MIN_POPULATION)
 
 
 def active_matcher() -> tuple[MatchModelVersion, MatchModel]:

@@ -5,6 +5,16 @@ each ordered by a cheap relevance score before it is capped (a bare LIMIT could 
 the true record), then merged per patient. Each candidate carries the blocks that
 found it, so the matcher can explain itself.
 
+The blocks (each needs the probe fields it compares):
+- identifier: a "system|value" key exactly; phone: the 7-digit suffix; email: exactly.
+- family_year: phonetic family name (metaphone or soundex) + birth year +-1.
+- date_initial: exact birth date + the initial of any name word.
+- name_date: trigram similarity of the whole name (>= 0.3, word order ignored) + the
+  birth date or one of its data-entry slips (index-only scan of a covering btree).
+- name_pair / swapped_names: phonetic family + first given name, no date; and the
+  same with given and family swapped.
+- name_postcode: phonetic family or first given name + postcode.
+
 The probe is normalised by ``index_values``, the function that builds index rows, so
 probe and index are spelled alike. Tolerances live on the probe side: neighbouring
 birth years, swapped given/family names, mistyped birth dates.
@@ -89,8 +99,6 @@ def probe_blocks(probe: PatientData, values: dict, *, today: date | None = None)
     if born:
         years = [born.year - 1, born.year, born.year + 1]
         keyed("family_year", keys.family_year(families, years))
-        keyed("family_monthday", keys.family_monthday(families, born))
-        keyed("swapped_names", keys.family_year(givens, years) | keys.name_pair(givens, families))
         keyed("date_initial", keys.date_initial({w[0] for w in families + givens}, born))
         if values["name_text"]:
             add(
@@ -99,8 +107,9 @@ def probe_blocks(probe: PatientData, values: dict, *, today: date | None = None)
                 f"AND similarity(i.name_text, %(name)s) >= {NAME_SIMILARITY}",
                 dates=birth_date_variants(born, today=today),
             )
-    else:
-        keyed("swapped_names", keys.name_pair(givens, families))
+    # Given and family name swapped: the probe's given name keyed as a family name.
+    # (name_date needs no twin: trigram similarity ignores word order.)
+    keyed("swapped_names", keys.name_pair(givens, families))
     keyed("name_pair", keys.name_pair(families, givens))
     keyed("name_postcode", keys.name_postcode(families, givens, values["postcodes"]))
     return blocks

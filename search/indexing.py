@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from patients.codes import PHONE_SYSTEMS, ContactSystem, LinkType
 from patients.data import (
@@ -179,7 +179,13 @@ def write_index_rows(rows: dict[int, dict[str, Any]]) -> None:
         update_fields=list(INDEX_FIELDS),
     )
     words = sorted({w for values in rows.values() for w in values["name_text"].split()})
-    # Sorted: concurrent writers adding the same new words lock them in one order.
+    # After commit: two writers adding the same brand-new word would otherwise wait
+    # on each other's uncommitted insert while holding patient locks. The vocabulary
+    # only serves the fuzzy search pass, so a moment's lag is harmless.
+    transaction.on_commit(lambda: add_words(words))
+
+
+def add_words(words: list[str]) -> None:
     NameWord.objects.bulk_create([NameWord(word=w) for w in words], ignore_conflicts=True)
 
 

@@ -42,12 +42,6 @@ def family_year(family_words: Iterable[str], years: Iterable[int]) -> set[str]:
     }
 
 
-def family_monthday(family_words: Iterable[str], birth_date: date) -> set[str]:
-    """Phonetic family name + month and day: survives a mistyped birth year."""
-    md = f"{birth_date.month:02d}{birth_date.day:02d}"
-    return {f"fm:{code}:{md}" for word in family_words if (code := _main_code(word))}
-
-
 def date_initial(initials: Iterable[str], birth_date: date) -> set[str]:
     """Exact birth date + the initial of any name word: survives a changed or badly
     mistyped family name, and does not care which name is the family one."""
@@ -102,6 +96,5 @@ def record_keys(
         if birth_date:
             keys |= prefix_year([*family, *given], birth_date.year)
             keys |= family_year(family, [birth_date.year])
-            keys |= family_monthday(family, birth_date)
             keys |= date_initial({w[0] for w in [*family, *first_given]}, birth_date)
     return sorted(keys)

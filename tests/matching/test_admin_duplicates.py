@@ -98,8 +98,8 @@ def test_a_duplicate_found_after_the_confirmation_warns_again(client, clerk, exi
 
 def test_a_possible_match_warns_in_milder_words(client, clerk, existing):
     client.force_login(clerk)
-    # Same name, a wholly different birth date: perhaps his father (a guard rail caps it).
-    data = new_patient_form(client, gender="male", birth_date="1950-07-08", change_reason="walk-in")
+    # Same name, day and month of the birth date transposed, nothing else to go on.
+    data = new_patient_form(client, gender="male", birth_date="1980-04-03", change_reason="walk-in")
     add_rows(data, "names", {"family": "Smith", "given": "John", "use": "official"})
 
     response = client.post(url("add"), data)

@@ -21,11 +21,12 @@ def run(command: str, *args) -> str:
 
 
 @pytest.fixture
-def patients(clerk):
-    return [
-        register_patient(data=patient_data(family=family, mrn=str(n)), actor=clerk)
-        for n, family in enumerate(("Smith", "Jones", "Taylor", "Brown", "Wilson"))
-    ]
+def patients(clerk, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # the vocabulary is written on commit
+        return [
+            register_patient(data=patient_data(family=family, mrn=str(n)), actor=clerk)
+            for n, family in enumerate(("Smith", "Jones", "Taylor", "Brown", "Wilson"))
+        ]
 
 
 @pytest.mark.django_db

@@ -17,7 +17,7 @@ from patients.services import (
     update_patient,
 )
 from search.indexing import index_values, load_index_values, reindex_patient
-from search.models import PatientIndex
+from search.models import NameWord, PatientIndex
 from tests.factories import MRN_SYSTEM, patient_data
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +99,15 @@ def test_the_row_is_written_inside_the_writing_transaction(clerk):
         assert PatientIndex.objects.filter(identifier_values__contains=["rolled-back"]).exists()
         raise RuntimeError("abort the registration")
     assert not PatientIndex.objects.exists()
+
+
+def test_name_words_join_the_vocabulary_when_the_write_commits(clerk, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        register_patient(data=patient_data(family="Ó Súilleabháin"), actor=clerk)
+    assert not NameWord.objects.filter(word="suilleabhain").exists()
+    for callback in callbacks:
+        callback()
+    assert set(NameWord.objects.values_list("word", flat=True)) == {"john", "o", "suilleabhain"}
 
 
 def test_merged_away_patient_is_flagged(clerk):

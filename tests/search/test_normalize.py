@@ -74,7 +74,7 @@ def test_birth_date_variants_cover_common_slips():
 
 def test_record_keys_are_symmetric_where_blocks_need_it():
     smith = keys.record_keys([(["smith"], ["john"])], date(1980, 3, 4), ["02134"])
-    assert {"fy:m:SM0:1980", "fy:s:S530:1980", "fm:SM0:0304", "nm:SM0:JN"} <= set(smith)
+    assert {"fy:m:SM0:1980", "fy:s:S530:1980", "nm:SM0:JN"} <= set(smith)
     # The initial of either name, so swapped names still share a date key.
     assert {"di:1980-03-04:j", "di:1980-03-04:s", "fp:SM0:02134", "gp:JN:02134"} <= set(smith)
     # Prefixes for partly typed names, with the birth year or in pairs.

@@ -18,11 +18,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def people(clerk):
+def people(clerk, django_capture_on_commit_callbacks):
     def add(key, **kwargs):
         return key, register_patient(data=patient_data(**kwargs), actor=clerk)
 
-    return dict(
+    # Run the on-commit hooks too: they fill the name vocabulary of the fuzzy pass.
+    with django_capture_on_commit_callbacks(execute=True):
+        return dict(
         [
             add("john", family="Smith", given=("John",), mrn="123456", phone="+1 617 555 0100"),
             add(
