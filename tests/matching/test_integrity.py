@@ -1,4 +1,3 @@
-
 """check_integrity and manage.py check_integrity: silent on sound data, every kind of
 corruption (made through the ORM, behind the services' back) reported."""
 
