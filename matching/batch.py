@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
@@ -181,6 +182,12 @@ def score_chunk(pairs: list[tuple[int, int, tuple[str, ...]]]) -> ChunkResult:
     )
 
 
+def _ignore_interrupts() -> None:
+    # Ctrl-C goes to the whole process group: only the parent handles it (it stops
+    # after the last committed chunk and terminates the workers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 # -- the parent side -------------------------------------------------------------------
 def write_chunk(result: ChunkResult, *, version: MatchModelVersion, totals: Totals) -> None:
     """Open/refresh the chunk's candidates through ``record_candidate``, in one transaction."""
@@ -233,7 +240,6 @@ def run_batch(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> tuple[Totals, bool]:
     """One pass (or the rest of an interrupted one). Returns (totals, complete)."""
-    started = time.perf_counter()
     saved = checkpoint.load()
     version, model, tf = prepare_scoring(log=log)
     after, totals = 0, Totals()
@@ -259,7 +265,7 @@ def run_batch(
         # pair table: the children must not share it.
         connections.close_all()
         context = multiprocessing.get_context("fork")
-        pool = context.Pool(options.workers)
+        pool = context.Pool(options.workers, initializer=_ignore_interrupts)
     try:
         phase = time.perf_counter()
         stats = pair_sql.build_pairs(window=options.window, after=after)
@@ -272,7 +278,6 @@ def run_batch(
             pool.terminate()
             pool.join()
         pair_sql.drop_pairs()
-    totals.time("total", time.perf_counter() - started)
     if complete:
         checkpoint.clear()
     return totals, complete
@@ -282,7 +287,7 @@ def _score_all(pool, after, total, checkpoint, options, version, totals, progres
     pending: deque = deque()
     submitted, exhausted, done = 0, False, 0
     in_flight = 2 * max(1, options.workers)
-    phase = time.perf_counter()
+    last = time.perf_counter()
     while True:
         while not exhausted and len(pending) < (in_flight if pool else 1):
             if options.limit_chunks is not None and submitted >= options.limit_chunks:
@@ -298,12 +303,23 @@ def _score_all(pool, after, total, checkpoint, options, version, totals, progres
         if not pending:
             break
         item = pending.popleft()
-        result = item.get() if pool else score_chunk(item)
+        if pool:
+            while not item.ready():
+                item.wait(0.5)  # short waits: Ctrl-C reaches this process at once
+            result = item.get()
+        else:
+            result = score_chunk(item)
         write_started = time.perf_counter()
         write_chunk(result, version=version, totals=totals)
         totals.time("writing", time.perf_counter() - write_started)
         totals.pairs_scored += result.scored
         totals.chunks += 1
+        # Summed over the workers: load + prepare + score, without the waits.
+        totals.time("worker_load_and_score", result.seconds)
+        # Added per chunk, so an interrupted run's time is in the checkpoint too.
+        now = time.perf_counter()
+        totals.time("scoring_and_writing", now - last)
+        last = now
         for grade, n in result.grades.items():
             totals.add(totals.scored, grade, n)
         checkpoint.save(
@@ -311,6 +327,5 @@ def _score_all(pool, after, total, checkpoint, options, version, totals, progres
         )
         done += result.scored
         progress(done, total)
-    totals.time("scoring_and_writing", time.perf_counter() - phase)
     # Complete only when every chunk was taken, not when --limit-chunks stopped it.
     return options.limit_chunks is None or not pair_sql.pair_chunk(after=after, patients=1)

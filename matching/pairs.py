@@ -15,7 +15,6 @@ email              the address  (``emails``)
 family_year        phonetic family word + birth year; a record keys under its
                    year and the next, so two records meet when their years
                    differ by at most one, as the probe's +-1 year does
-family_monthday    phonetic family word + month and day
 date_initial       birth date + initial of a name word
 name_pair          phonetic family word + phonetic first given name
 swapped_names      a record's name pair read backwards meets another's name pair
@@ -24,11 +23,13 @@ name_date          the same birth date, and trigram similarity of the full names
                    >= ``search.blocking.NAME_SIMILARITY``
 =================  ==========================================================
 
-Where batch differs from the probe's lookups (documented, measured in
-docs/batch-commands.md): ``name_date`` joins on the exact birth date only (the
-probe's mistyped-date variants would multiply the work tenfold; family_monthday,
-family_year and name_pair meet those slips), and ``swapped_names`` only reverses the
-name pair (the probe also looks its given name up as a family name + year).
+Only these prefixes of ``block_keys`` are blocks; the others there (``pp:``, ``py:``)
+serve the clerk search and are left out. Where batch differs from the probe's lookups
+(documented, measured in docs/batch-commands.md): ``name_date`` joins on the exact
+birth date only (the probe's mistyped-date variants would multiply the work tenfold;
+family_year and name_pair meet most of those slips), and the probe's ``name_pair``
+crosses the family and given parts of all its names, where the index keys each name
+on its own.
 
 **The per-key cap.** A probe ranks each block's rows and keeps the best 50; a
 self-join over a common key ("Smith, born 1980": hundreds of rows at a million
@@ -58,7 +59,6 @@ BLOCKS = (
     "phone",
     "email",
     "family_year",
-    "family_monthday",
     "swapped_names",
     "date_initial",
     "name_date",
@@ -83,10 +83,10 @@ WITH live AS (
     FROM search_patientindex WHERE NOT merged
 )
 SELECT pid, hashtextextended(k, 0) AS kh, 0::smallint AS side,
-       (CASE left(k, 3) WHEN 'fm:' THEN {_B["family_monthday"]} WHEN 'di:' THEN {_B["date_initial"]}
-             WHEN 'nm:' THEN {_B["name_pair"]} ELSE {_B["name_postcode"]} END)::smallint AS blk,
+       (CASE left(k, 3) WHEN 'di:' THEN {_B["date_initial"]} WHEN 'nm:' THEN {_B["name_pair"]}
+             ELSE {_B["name_postcode"]} END)::smallint AS blk,
        CASE WHEN k LIKE 'di:%%' THEN 0 ELSE dob END AS o1, nr AS o2
-    FROM live, unnest(block_keys) k WHERE k NOT LIKE 'fy:%%'
+    FROM live, unnest(block_keys) k WHERE left(k, 3) IN ('di:', 'nm:', 'fp:', 'gp:')
 UNION ALL
 SELECT pid, hashtextextended(left(k, length(k) - length(birth_year::text)) || (birth_year + s), 0),
        0, {_B["family_year"]}, dob, nr

@@ -3,6 +3,7 @@
 import json
 import re
 from collections import defaultdict
+from datetime import date
 from io import StringIO
 from itertools import combinations
 
@@ -168,3 +169,42 @@ def test_worker_processes_find_a_typo_duplicate(tmp_path):
     assert (candidate.patient_a_id, candidate.patient_b_id) == (original.pk, duplicate.pk)
     assert candidate.grade in AT_LEAST_POSSIBLE and candidate.blocks
     assert "complete" in out.getvalue()
+
+
+def test_an_empty_registry_completes_with_nothing_to_score(tmp_path):
+    output = _run(tmp_path)
+    assert "0 candidate pairs to score" in output and "complete" in output
+    assert _scored(output) == 0 and not MatchCandidate.objects.exists()
+
+
+def _all_pairs() -> dict[tuple[int, int], tuple[str, ...]]:
+    pair_sql.build_pairs()
+    found, after = {}, 0
+    while chunk := pair_sql.pair_chunk(after=after, patients=100):
+        found.update({(a, b): blocks for a, b, blocks in chunk})
+        after = chunk[-1][0]
+    pair_sql.drop_pairs()
+    return found
+
+
+def test_pairs_follow_the_block_definitions():
+    def add(family, given, born, **extra):
+        with matching_disabled():
+            extra.setdefault("phone", None)
+            data = patient_data(family=family, given=given, birth_date=born, mrn=None, **extra)
+            return register_patient(data=data).pk
+
+    john = add("Smith", ("John",), date(1980, 3, 4))
+    next_year = add("Smyth", ("Jon",), date(1981, 3, 4), postal_code="90210")
+    swapped = add("John", ("Smith",), date(1975, 1, 1), postal_code="90211")
+    two_years = add("Smith", ("Amy",), date(1982, 6, 6), postal_code="90212", gender="female")
+    same_phone = add("Okafor", ("Ada",), date(1950, 1, 1), postal_code="90213", phone="+1 617 555 0100")
+    phone_twin = add("Nwosu", ("Obi",), date(1960, 2, 2), postal_code="90214", phone="+1 617 555 0100")
+
+    pairs = _all_pairs()
+
+    assert {"family_year", "name_pair"} <= set(pairs[(john, next_year)])
+    assert "swapped_names" in pairs[(john, swapped)]
+    assert "family_year" not in pairs.get((john, two_years), ())  # years two apart
+    assert pairs[(same_phone, phone_twin)] == ("phone",)
+    assert all(a < b for a, b in pairs)

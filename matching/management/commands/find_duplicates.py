@@ -72,6 +72,7 @@ class Command(BaseCommand):
             limit_chunks=opts["limit_chunks"],
         )
         progress = self._progress(opts)
+        started = time.monotonic()
         try:
             totals, complete = batch.run_batch(
                 checkpoint=checkpoint, options=options, log=self.stdout.write, progress=progress.update
@@ -80,13 +81,15 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         finally:
             progress.close()
-        self._summary(totals, complete, checkpoint)
+        self._summary(totals, complete, checkpoint, time.monotonic() - started)
 
     def _progress(self, opts):
         tty = sys.stderr.isatty() or opts["progress"]
         return _Progress(tty=tty and opts["verbosity"] > 0, write=self.stdout.write)
 
-    def _summary(self, totals: batch.Totals, complete: bool, checkpoint: batch.Checkpoint) -> None:
+    def _summary(
+        self, totals: batch.Totals, complete: bool, checkpoint: batch.Checkpoint, seconds: float
+    ) -> None:
         out = self.stdout.write
         out("")
         state = "complete." if complete else f"stopped; run again to resume from {checkpoint.path}."
@@ -103,7 +106,8 @@ class Command(BaseCommand):
             out(f"  {g:<15}{row[0]:>12,}{opened}")
         out(f"  decided pairs left as decided: {totals.kept_decided:,}")
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in totals.seconds.items())
-        out(f"  elapsed: {phases}")
+        out(f"  elapsed: this run {seconds:.1f} s; the pass so far: {phases}")
+        out("  (worker_load_and_score is summed over the workers)")
 
 
 class _Progress:
