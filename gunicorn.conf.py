@@ -17,3 +17,7 @@ accesslog = None  # the app logs requests itself; the access log would repeat th
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# No runtime control socket (gunicornc): nothing to clutter $HOME or /run with.
+control_socket_disable = True
+# Heartbeat files on tmpfs where there is one (a slow disk can make workers look stuck).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mpi.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -84,14 +85,34 @@ TEMPLATES = [
     },
 ]
 
-# DATABASE_URL wins; without it, the project-local cluster that `make db` starts.
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or localdb.database_url(),
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
+# A statement timeout on every connection, so one pathological query cannot pin a web
+# worker: DB_STATEMENT_TIMEOUT_MS for web processes (mpi/wsgi.py and `runserver` set
+# MPI_PROCESS=web), DB_COMMAND_STATEMENT_TIMEOUT_MS for management commands and the
+# rest (batch work runs statements of minutes). 0 disables the limit.
+IS_WEB_PROCESS = os.environ.get("MPI_PROCESS") == "web"
+STATEMENT_TIMEOUT_MS = int(
+    os.environ.get("DB_STATEMENT_TIMEOUT_MS", "5000")
+    if IS_WEB_PROCESS
+    else os.environ.get("DB_COMMAND_STATEMENT_TIMEOUT_MS", "3600000")
+)
+
+
+def _database(url: str) -> dict:
+    config = dj_database_url.parse(
+        url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")), conn_health_checks=True
     )
-}
+    options = config.setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
+    return config
+
+
+# DATABASE_URL wins; without it, the project-local cluster that `make db` starts.
+DATABASES = {"default": _database(os.environ.get("DATABASE_URL") or localdb.database_url())}
+# Search and match reads may go to a read replica (mpi/db.py says which).
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = _database(os.environ["DATABASE_REPLICA_URL"])
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["mpi.db.ReplicaRouter"]
 # Parallel test runs (several checkouts, helpers) can each pick their own test database.
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
@@ -144,12 +165,27 @@ X_FRAME_OPTIONS = "DENY"
 # Phone numbers without a country code are read as numbers of this region (ISO 3166).
 MPI_DEFAULT_PHONE_REGION = os.environ.get("MPI_DEFAULT_PHONE_REGION", "US")
 
+# Request lines are JSON (mpi/observability.py) and hold no patient data. Django's own
+# per-request warnings ("Not Found: /path") would repeat them with the raw path: off.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"bare": {"format": "%(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "requests": {"class": "logging.StreamHandler", "formatter": "bare"},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "ERROR"},
+        "mpi.requests": {
+            "handlers": ["requests"],
+            "level": os.environ.get("REQUEST_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+    },
 }
 
 # History rows keep the whole change reason, not the first 100 characters.
@@ -196,5 +232,10 @@ SPECTACULAR_SETTINGS = {
         "AddressTypeEnum": "patients.codes.AddressType",
         "LinkTypeEnum": "patients.codes.LinkType",
         "WritableLinkTypeEnum": ["refer", "seealso"],
+        # matching/api, search/api: one name per choice set.
+        "MatchGradeEnum": ["certain", "probable", "possible"],
+        "CandidateStatusEnum": "matching.models.CandidateStatus",
+        "MergeStatusEnum": "matching.models.MergeStatus",
+        "MergeSideEnum": ["survivor", "duplicate", "both"],
     },
 }

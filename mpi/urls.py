@@ -3,12 +3,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from mpi.api import api_not_found
+from mpi.observability import healthz, readyz
 
 admin.site.site_header = "Master Patient Index"
 admin.site.site_title = "MPI admin"
 admin.site.index_title = "Registry"
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("search/", include("search.urls")),
     # REST API: each app adds its routes under /api/v1/.

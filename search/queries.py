@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
-from django.db import connection
+from django.db import connections
 
+from mpi.db import read_alias
 from search import keys, vocabulary
 from search.normalize import phonetic_codes
 from search.parsing import (
@@ -265,7 +266,7 @@ def _statement(
 
 def _run(query: SearchQuery, *, limit: int, offset: int, similar=None) -> tuple[list, list[str]]:
     statement, params, labels = _statement(query, limit=limit, offset=offset, similar=similar)
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall(), labels
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from mpi.db import reads_from_replica
 from patients.codes import PHONE_SYSTEMS
 from patients.models import Address, Contact, Identifier, Patient
 from search.forms import PAGE_SIZE, SearchForm
@@ -99,6 +100,7 @@ def _wants_fragment(request) -> bool:
 @login_required
 @permission_required("patients.view_patient", raise_exception=True)
 @require_GET
+@reads_from_replica
 def search(request):
     form = SearchForm(request.GET or None)
     result = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import connections
+
+from mpi.db import read_alias
 
 SIMILAR_PER_WORD = 8
 
@@ -18,7 +20,7 @@ SIMILAR_PER_WORD = 8
 def similar_words(words: Iterable[str]) -> dict[str, list[str]]:
     """The known name words most similar to each typed word (trigram similarity)."""
     words = list(dict.fromkeys(words))
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(
             """
             SELECT q.word, v.word FROM unnest(%s::text[]) AS q(word)

@@ -1,0 +1,282 @@
+"""Production serving: health checks, request logs, statement timeouts, replica routing,
+and gunicorn with our config serving them for real."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+from urllib.request import urlopen
+
+import pytest
+from django.db import connection, connections
+from django.test import override_settings
+from django.urls import reverse
+
+from mpi import observability
+from mpi.db import REPLICA, ReplicaRouter, read_alias, replica_reads
+from tests.factories import patient_data
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def database_url(name: str | None = None) -> str:
+    """The test database as a URL, for processes started by a test."""
+    s = connection.settings_dict
+    host = quote(s["HOST"] or "", safe="")
+    auth = quote(s["USER"] or "") + (":" + quote(s["PASSWORD"]) if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{host}:{s['PORT'] or 5432}/{name or s['NAME']}"
+
+
+def child_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("MPI_PROCESS", "DATABASE_REPLICA_URL")}
+    return {**env, "DATABASE_URL": database_url(), "MPI_ALLOW_DEV_SECRET_KEY": "true", **extra}
+
+
+# --- Health checks -----------------------------------------------------------------------
+
+
+def test_healthz_answers_without_touching_the_database(client):
+    response = client.get("/healthz")  # no db fixture: a query would raise
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_checks_the_database_and_migrations(client, monkeypatch):
+    monkeypatch.setattr(observability, "_migrations_applied", False)
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert observability._unapplied_migrations() == 0
+
+
+@pytest.mark.django_db
+def test_readyz_is_unavailable_while_migrations_are_pending(client, monkeypatch):
+    monkeypatch.setattr(observability, "_migrations_applied", False)
+    monkeypatch.setattr(observability, "_unapplied_migrations", lambda: 2)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "reason": "2 migration(s) not applied"}
+
+
+# --- Request logs --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def request_log(caplog):
+    """The request lines as dicts (the logger does not propagate to the root's caplog handler)."""
+    logger = logging.getLogger("mpi.requests")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="mpi.requests")
+    yield lambda: [json.loads(r.getMessage()) for r in caplog.records if r.name == "mpi.requests"]
+    logger.removeHandler(caplog.handler)
+
+
+@pytest.mark.django_db
+def test_one_json_line_per_request_without_patient_data(client, integrator, request_log):
+    from patients.services import register_patient
+
+    patient = register_patient(
+        data=patient_data(family="Zebulonsky", given="Wilhelmina"), actor=integrator, reason="test"
+    )
+    client.force_login(integrator)
+    response = client.get(f"/api/v1/patients/{patient.uuid}/", HTTP_X_REQUEST_ID="lb-7f3a")
+    client.get("/search/?q=Zebulonsky+Wilhelmina")
+    assert response.status_code == 200
+    assert response["X-Request-ID"] == "lb-7f3a"
+    read, search = request_log()
+    assert read["request_id"] == "lb-7f3a"
+    assert read["method"] == "GET"
+    assert read["route"].startswith("/api/v1/patients/{") and read["route"].endswith("}/")
+    assert read["status"] == 200
+    assert read["duration_ms"] >= 0
+    assert read["client"] == f"user:{integrator.pk}"
+    assert search["route"] == "/search/"
+    everything = json.dumps([read, search])
+    for secret in (str(patient.uuid), patient.uuid.hex, "Zebulonsky", "Wilhelmina"):
+        assert secret not in everything
+
+
+def test_a_request_id_that_is_not_a_sane_token_is_replaced(client, request_log):
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="x" * 200)
+    client.get("/no-such-page-anywhere")
+    assert len(response["X-Request-ID"]) == 32
+    lines = request_log()
+    assert lines[0]["request_id"] == response["X-Request-ID"]
+    assert lines[1]["route"] is None and lines[1]["status"] == 404
+
+
+def test_route_templates_hide_the_values():
+    route = "api/v1/^patients/(?P<id>[0-9a-fA-F]{8}-?[0-9a-fA-F]{4})/history/$"
+    assert observability.route_template(route) == "api/v1/patients/{id}/history/"
+    assert observability.route_template("fhir/Patient/<str:id>") == "fhir/Patient/<str:id>"
+
+
+# --- Statement timeouts ---------------------------------------------------------------------
+
+
+def _show_statement_timeout(**env) -> str:
+    code = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mpi.settings'); "
+        "django.setup(); from django.db import connection; "
+        "c = connection.cursor(); c.execute('SHOW statement_timeout'); print(c.fetchone()[0])"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", code], cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.django_db
+def test_web_processes_get_a_short_statement_timeout_and_commands_a_long_one():
+    assert _show_statement_timeout(MPI_PROCESS="web") == "5s"
+    assert _show_statement_timeout(MPI_PROCESS="web", DB_STATEMENT_TIMEOUT_MS="1500") == "1500ms"
+    assert _show_statement_timeout() == "1h"
+    assert _show_statement_timeout(DB_COMMAND_STATEMENT_TIMEOUT_MS="0") == "0"
+
+
+# --- Replica routing ---------------------------------------------------------------------------
+
+REPLICA_DATABASES = {"default": {}, REPLICA: {}}
+pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+
+
+def test_reads_go_to_the_replica_only_when_asked_and_configured():
+    router = ReplicaRouter()
+    assert router.db_for_read(None) == "default"
+    with replica_reads():
+        assert read_alias() == "default"  # no replica configured
+        with override_settings(DATABASES=REPLICA_DATABASES):
+            assert router.db_for_read(None) == REPLICA
+            assert router.db_for_write(None) == "default"
+    with override_settings(DATABASES=REPLICA_DATABASES):
+        assert router.db_for_read(None) == "default"  # not asked
+    assert router.allow_migrate("default", "patients") and not router.allow_migrate(REPLICA, "patients")
+
+
+@pytest.mark.django_db
+def test_reads_inside_a_transaction_on_the_primary_stay_there():
+    # The test runs inside a transaction: what it reads may be part of its own write.
+    assert connections["default"].in_atomic_block
+    with replica_reads(), override_settings(DATABASES=REPLICA_DATABASES):
+        assert read_alias() == "default"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_with_a_replica_sends_search_reads_there_and_writes_to_the_primary():
+    code = """
+import django, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mpi.settings")
+django.setup()
+from django.db import connections
+from mpi.db import replica_reads
+from patients.models import Patient
+Patient.objects.count()
+print("replica used before asking:", connections["replica"].connection is not None)
+with replica_reads():
+    Patient.objects.count()
+print("replica used when asked:", connections["replica"].connection is not None)
+"""
+    env = child_env(DATABASE_REPLICA_URL=database_url() + "?application_name=replica")
+    done = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "replica used before asking: False" in done.stdout
+    assert "replica used when asked: True" in done.stdout
+
+
+# --- gunicorn with our config -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, deadline: float) -> None:
+    while True:
+        try:
+            urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_serves_health_checks_and_json_request_lines(tmp_path):
+    port = _free_port()
+    log = tmp_path / "gunicorn.log"
+    env = child_env(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", HOME=str(tmp_path))
+    env.pop("XDG_RUNTIME_DIR", None)
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(Path(PYTHON).parent / "gunicorn"), "mpi.wsgi:application", "-c", "gunicorn.conf.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_for(f"{base}/healthz", time.monotonic() + 60)
+            ready = json.loads(urlopen(f"{base}/readyz", timeout=10).read())
+            assert ready == {"status": "ok"}
+            with pytest.raises(OSError) as refused:
+                urlopen(f"{base}/api/v1/patients/", timeout=10)
+            assert refused.value.code == 401
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith('{"ts"')]
+    assert [(line["route"], line["status"]) for line in lines] == [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/api/v1/patients/", 401),
+    ]
+    assert not (tmp_path / ".gunicorn").exists()  # no control socket
+    assert "Traceback" not in log.read_text()
+
+
+def test_gunicorn_with_an_unreachable_database_is_alive_but_not_ready(tmp_path):
+    port = _free_port()
+    env = child_env(
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="1",
+        HOME=str(tmp_path),
+        DATABASE_URL=f"postgres://nobody@127.0.0.1:{_free_port()}/nothing",
+    )
+    server = subprocess.Popen(
+        [str(Path(PYTHON).parent / "gunicorn"), "mpi.wsgi:application", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(f"{base}/healthz", time.monotonic() + 60)
+        with pytest.raises(OSError) as unavailable:
+            urlopen(f"{base}/readyz", timeout=10)
+        assert unavailable.value.code == 503
+        assert json.loads(unavailable.value.read()) == {
+            "status": "unavailable",
+            "reason": "database unreachable",
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_health_urls_are_named():
+    assert reverse("healthz") == "/healthz" and reverse("readyz") == "/readyz"
