@@ -22,8 +22,17 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("user", "name", "expires_at")
-        return ("user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+            return ("user", "name", "expires_at", "rate_per_minute")
+        return (
+            "user",
+            "name",
+            "prefix",
+            "created_at",
+            "expires_at",
+            "rate_per_minute",
+            "last_used_at",
+            "revoked_at",
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # A token never changes hands: revoke it and issue a new one.

@@ -7,4 +7,9 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the OpenAPI description of the token scheme with drf-spectacular.
-        from accounts import schema  # noqa: F401
+        # Signal receivers: failed sign-ins are recorded, sign-ins start the session clock.
+        from accounts import (
+            lockout,  # noqa: F401
+            schema,  # noqa: F401
+        )
+        from mpi import security  # noqa: F401

@@ -26,6 +26,11 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Requests per minute this client may make; empty: the default (MPI_API_RATE).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -89,3 +94,38 @@ class IdempotencyRecord(models.Model):
     @property
     def expired(self) -> bool:
         return self.created_at <= timezone.now() - IDEMPOTENCY_TTL
+
+
+class LoginFailure(models.Model):
+    """One failed sign-in, for the lockout (``accounts.lockout``): who was tried, from where."""
+
+    username = models.CharField(max_length=150)  # as typed, case-folded
+    ip = models.GenericIPAddressField(null=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["username", "at"], name="loginfailure_user_at"),
+            models.Index(fields=["ip", "at"], name="loginfailure_ip_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.ip} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class RateCounter(models.Model):
+    """Requests of one client in one minute (``accounts.throttling``).
+
+    Shared by every worker and host, unlike a per-process cache. The table is UNLOGGED
+    (migration 0002): counters need no crash safety and no WAL.
+    """
+
+    client = models.CharField(max_length=64)
+    window = models.BigIntegerField()  # minutes since the epoch
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "window"], name="uniq_rate_window")]
+
+    def __str__(self) -> str:
+        return f"{self.client}: {self.count} in minute {self.window}"

@@ -57,11 +57,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "mpi.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files stop here, cacheable
+    "mpi.security.SecurityHeadersMiddleware",  # CSP, Cache-Control: no-store
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "mpi.security.SessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -128,6 +130,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/admin/login/"
+# Failed sign-ins lock the name (and, many more, the address) for a while: accounts/lockout.py.
+AUTHENTICATION_BACKENDS = ["accounts.lockout.LockoutModelBackend"]
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("LOGIN_IP_FAILURE_LIMIT", "20"))
+LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+# How many proxies in front of the app append to X-Forwarded-For; 0: trust none of it.
+MPI_TRUSTED_PROXIES = int(os.environ.get("MPI_TRUSTED_PROXIES", "0"))
+# Browser sessions: 15 minutes idle, 12 hours at most (mpi/security.py).
+SESSION_IDLE_TIMEOUT = int(os.environ.get("SESSION_IDLE_TIMEOUT", "900"))
+SESSION_ABSOLUTE_TIMEOUT = int(os.environ.get("SESSION_ABSOLUTE_TIMEOUT", "43200"))
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
@@ -191,6 +204,9 @@ LOGGING = {
 # History rows keep the whole change reason, not the first 100 characters.
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
+# Requests per minute per API client (a token's own rate wins); "off" disables.
+MPI_API_RATE = os.environ.get("MPI_API_RATE", "3000")
+
 # REST API (/api/v1/): tokens for systems, sessions for browsers; one error shape.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -204,11 +220,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "mpi.api.Pagination",
     "EXCEPTION_HANDLER": "mpi.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Per-user request rate, e.g. "600/minute"; unset: no throttling.
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"]
-    if os.environ.get("MPI_API_RATE")
-    else [],
-    "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("MPI_API_RATE")},
+    # Requests per minute per client (token, user or address): accounts/throttling.py.
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ClientRateThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

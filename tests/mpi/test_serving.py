@@ -239,7 +239,7 @@ def test_gunicorn_serves_health_checks_and_json_request_lines(tmp_path):
             server.terminate()
             server.wait(timeout=30)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith('{"ts"')]
-    assert [(line["route"], line["status"]) for line in lines] == [
+    assert [(line["route"], line["status"]) for line in lines][-3:] == [
         ("/healthz", 200),
         ("/readyz", 200),
         ("/api/v1/patients/", 401),

@@ -1,0 +1,67 @@
+"""Per-client request rates for the REST and FHIR APIs: over the limit → 429.
+
+A client is an API token (its own ``rate_per_minute``, else the default), else a signed-in
+user, else the caller's address. The default is ``MPI_API_RATE`` requests per minute
+(3000; ``off`` disables throttling). Counts live in PostgreSQL (``RateCounter``, an
+UNLOGGED table, one upsert per request), so the limit holds across every gunicorn worker
+and app host — a per-process cache would multiply it by the number of workers.
+Windows are calendar minutes; ``Retry-After`` says when the current one ends.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from django.conf import settings
+from django.db import connection
+from rest_framework.throttling import BaseThrottle
+
+from accounts.models import ApiToken
+from mpi.security import client_ip
+
+# Old windows are deleted now and then by the requests themselves (1 in this many).
+PURGE_EVERY = 500
+
+
+def default_rate() -> int | None:
+    value = str(settings.MPI_API_RATE).strip().lower()
+    return None if value in ("", "0", "off", "none") else int(value)
+
+
+def _client(request) -> tuple[str, int | None]:
+    token = request.auth if isinstance(request.auth, ApiToken) else None
+    if token is not None:
+        return f"token:{token.pk}", token.rate_per_minute or default_rate()
+    if request.user and request.user.is_authenticated:
+        return f"user:{request.user.pk}", default_rate()
+    return f"ip:{client_ip(request._request)}", default_rate()
+
+
+def count_request(client: str, window: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO accounts_ratecounter (client, "window", count) VALUES (%s, %s, 1)
+            ON CONFLICT (client, "window") DO UPDATE SET count = accounts_ratecounter.count + 1
+            RETURNING count
+            """,
+            [client, window],
+        )
+        count = cursor.fetchone()[0]
+        if random.randrange(PURGE_EVERY) == 0:
+            cursor.execute('DELETE FROM accounts_ratecounter WHERE "window" < %s', [window - 1])
+    return count
+
+
+class ClientRateThrottle(BaseThrottle):
+    def allow_request(self, request, view) -> bool:
+        client, rate = _client(request)
+        if rate is None:
+            return True
+        now = time.time()
+        self._retry_after = 60 - now % 60
+        return count_request(client, int(now // 60)) <= rate
+
+    def wait(self) -> float | None:
+        return getattr(self, "_retry_after", None)
