@@ -88,6 +88,8 @@ class MatchCandidateQuerySet(models.QuerySet):
 class MatchCandidate(models.Model):
     """A possible duplicate: an unordered pair, stored with the lower patient id first."""
 
+    # The public id (REST candidates endpoint, registration responses).
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     patient_a = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
     patient_b = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
     probability = models.FloatField()

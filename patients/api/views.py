@@ -17,6 +17,7 @@ from rest_framework import exceptions, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from mpi.access import note_access
 from mpi.api import (
     BODY_ERRORS,
     ETAG_HEADER,
@@ -84,7 +85,8 @@ class HasActionPermission(permissions.BasePermission):
             return False  # DRF answers 401 for unauthenticated requests
         if view.action is None:
             return True  # no handler for this method: the view answers 405
-        needed = PERMISSIONS[view.action]
+        # Other apps' viewsets bring their own table (search/api, matching/api).
+        needed = getattr(view, "action_permissions", PERMISSIONS)[view.action]
         if request.user.has_perm(needed):
             return True
         self.message = f"Your role does not allow '{view.action}' here: it needs the permission {needed}."
@@ -197,10 +199,13 @@ class PatientViewSet(viewsets.GenericViewSet):
     def list(self, request):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
+        note_access(request, "search", [p.uuid for p in page], query=request.META.get("QUERY_STRING", ""))
         return self.get_paginated_response(PatientSerializer(page, many=True).data)
 
     def retrieve(self, request, id=None):
-        return self._respond(self.get_object())
+        patient = self.get_object()
+        note_access(request, "read", [patient.uuid])
+        return self._respond(patient)
 
     @idempotent
     def create(self, request):
@@ -272,7 +277,9 @@ class PatientViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"])
     def history(self, request, id=None):
-        page = self.paginate_queryset(patient_versions(self.get_object(children=False)))
+        patient = self.get_object(children=False)
+        page = self.paginate_queryset(patient_versions(patient))
+        note_access(request, "history", [patient.uuid])
         return self.get_paginated_response(VersionSerializer(page, many=True).data)
 
 
@@ -295,6 +302,8 @@ class IdentifierViewSet(viewsets.GenericViewSet):
         resolution = resolve_identifier(system, value)
         if resolution is None:
             raise exceptions.NotFound(f"No live patient holds the identifier {system}|{value}.")
+        involved = [resolution.patient.uuid, *(p.uuid for p in resolution.via)]
+        note_access(request, "resolve", involved, query=f"{system}|{value}")
         return Response(
             ResolutionSerializer(resolution).data, headers={"ETag": etag(resolution.patient.version)}
         )

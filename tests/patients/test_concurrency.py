@@ -1,43 +1,21 @@
 """Real threads on real connections: the database decides, not Python."""
 
-import threading
 from dataclasses import replace
 
 import pytest
-from django.db import connection
 
 from patients.errors import IdentifierConflict, VersionConflict
 from patients.models import Identifier, Patient
 from patients.services import patient_to_data, register_patient, update_patient
+from tests.concurrency import run_at_once
 from tests.factories import patient_data
 
 THREADS = 16
 
 
-def _run_at_once(target, count=THREADS) -> list:
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def worker(i):
-        try:
-            barrier.wait()
-            results[i] = target(i)
-        except Exception as exc:  # collected and asserted on below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_sixteen_concurrent_registrations_of_one_mrn_create_one_patient():
-    results = _run_at_once(lambda i: register_patient(data=patient_data(given=(f"John{i}",), mrn="77")))
+    results = run_at_once(lambda i: register_patient(data=patient_data(given=(f"John{i}",), mrn="77")))
     created = [r for r in results if isinstance(r, Patient)]
     conflicts = [r for r in results if isinstance(r, IdentifierConflict)]
     assert len(created) == 1, results
@@ -51,7 +29,7 @@ def test_sixteen_concurrent_registrations_of_one_mrn_create_one_patient():
 def test_concurrent_updates_with_the_same_version_let_exactly_one_win():
     patient = register_patient(data=patient_data())
     data = patient_to_data(patient)
-    results = _run_at_once(
+    results = run_at_once(
         lambda i: update_patient(
             patient=patient,
             data=replace(data, marital_status="M", gender=["female", "other"][i % 2]),

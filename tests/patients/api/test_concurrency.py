@@ -1,42 +1,19 @@
 """Real threads, real connections, through the whole REST stack: the database decides."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from patients.models import Identifier, Patient
+from tests.concurrency import run_at_once
 from tests.patients.api.helpers import PATIENTS, detail, errors_of, patient_body, token_client
 
 THREADS = 16
-
-
-def _at_once(request_fn, count=THREADS) -> list:
-    barrier = threading.Barrier(count)
-    responses: list = [None] * count
-
-    def worker(i):
-        try:
-            barrier.wait()
-            responses[i] = request_fn(i)
-        except Exception as exc:  # collected and asserted on below
-            responses[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return responses
 
 
 @pytest.mark.django_db(transaction=True)
 def test_sixteen_simultaneous_registrations_of_one_mrn_create_one_patient(integrator):
     clients = [token_client(integrator) for _ in range(THREADS)]
 
-    responses = _at_once(
+    responses = run_at_once(
         lambda i: clients[i].post(PATIENTS, patient_body(given=[f"John{i}"], mrn="77"), format="json")
     )
 
@@ -56,7 +33,7 @@ def test_sixteen_simultaneous_updates_of_one_version_let_one_win(integrator):
     clients = [token_client(integrator) for _ in range(THREADS)]
     genders = ["female", "other"]
 
-    responses = _at_once(
+    responses = run_at_once(
         lambda i: clients[i].patch(
             detail(created["id"]),
             {"gender": genders[i % 2], "marital_status": "M"},
@@ -79,7 +56,7 @@ def test_sixteen_simultaneous_updates_of_one_version_let_one_win(integrator):
 def test_sixteen_simultaneous_retries_with_one_idempotency_key_register_once(integrator):
     client_list = [token_client(integrator) for _ in range(THREADS)]
 
-    responses = _at_once(
+    responses = run_at_once(
         lambda i: client_list[i].post(
             PATIENTS, patient_body(), format="json", HTTP_IDEMPOTENCY_KEY="one-registration"
         )

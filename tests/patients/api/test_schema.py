@@ -22,6 +22,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from accounts.services import issue_token
+from matching.merging import merge_patients
+from matching.models import MatchCandidate
 from patients.services import register_patient
 from tests.factories import patient_data
 
@@ -34,6 +36,8 @@ def test_schema_validates_without_warnings(tmp_path):
     text = (tmp_path / "schema.yaml").read_text()
     assert "/api/v1/patients/{id}/history/" in text
     assert "/api/v1/identifiers/resolve/" in text
+    for path in ("search/", "match/", "candidates/{id}/decide/", "merges/{id}/unmerge/"):
+        assert f"/api/v1/{path}" in text
 
 
 def test_every_operation_documents_its_error_codes(client):
@@ -77,8 +81,19 @@ def fuzz_state(transactional_db, admin_user, clerk) -> dict:
     # A transactional test: each request commits or fails on its own, as in production,
     # so one refused statement cannot poison the requests after it.
     patient = register_patient(data=patient_data(), actor=clerk)
+    # A candidate and a merge, so decide / unmerge reach their services too.
+    twin = register_patient(data=patient_data(given=("Jon",), mrn="78"), actor=clerk)
+    candidate = MatchCandidate.objects.pair(patient, twin).get()
+    survivor = register_patient(data=patient_data(family="Merged", mrn="80", phone=None), actor=clerk)
+    duplicate = register_patient(data=patient_data(family="Merged", mrn="81", phone=None), actor=clerk)
+    merge = merge_patients(survivor=survivor, duplicate=duplicate, actor=admin_user, reason="fuzz")
     _, token = issue_token(user=admin_user, name="schemathesis")
-    return {"token": token, "patient": str(patient.uuid)}
+    return {
+        "token": token,
+        "patient": str(patient.uuid),
+        "/api/v1/candidates/": str(candidate.uuid),
+        "/api/v1/merges/": str(merge.uuid),
+    }
 
 
 CHECKS = [
@@ -104,7 +119,8 @@ def _run_operation(operation, mode, state) -> None:
         # updates, deletes and restores reach the services, not only the 404 path.
         ids = case.path_parameters or {}
         if "id" in ids and str(ids["id"])[:1] in "01234567":
-            ids["id"] = state["patient"]
+            prefix = next((p for p in state if p.startswith("/") and operation.path.startswith(p)), None)
+            ids["id"] = state[prefix] if prefix else state["patient"]
         case.call_and_validate(headers={"Authorization": f"Bearer {state['token']}"}, checks=CHECKS)
 
     run()
@@ -116,7 +132,7 @@ def test_api_conforms_to_its_schema_under_generated_input(fuzz_state, mode, capl
     # the operations are driven here, each as one hypothesis test.
     schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 9
+    assert len(operations) >= 18
     failures = []
     for operation in operations:
         try:
