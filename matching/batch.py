@@ -4,55 +4,58 @@ The same retrieval and scoring as ``services.match_patient``, turned inside out:
 
 1. ``matching.pairs.build_pairs`` generates the candidate pairs of the whole index in
    SQL, from the blocks of ``search.blocking`` (see that module for the per-key cap).
-2. Pairs are taken in chunks of patient ids (``a`` of the pair ``a < b``, ascending).
-   A worker loads the chunk's patients with ``patients.queries.load_patient_data``,
-   prepares each record once, and scores every pair with the active model and the
-   whole ``NameFrequency`` table as term frequencies (the numbers
-   ``services.term_frequencies`` gives a probe).
-3. The parent writes the pairs at ``possible`` or above through
-   ``services.record_candidate`` (``changed=False``: decided pairs stay decided), one
-   transaction per chunk, then records the last finished patient id in the checkpoint.
+   Meanwhile a thread loads and prepares every live patient once
+   (``matching.batch_records``): the SQL keeps PostgreSQL's core busy, the thread the
+   other one. (With ``workers <= 1`` both run in turn, in this thread's transaction.)
+2. Worker processes, forked once the records are prepared (they share them
+   copy-on-write, and never touch the database), score the pairs in chunks of patient
+   ids (``a`` of the pair ``a < b``, ascending): compare the two records, drop the pair
+   when ``prefilter.WeightBound`` proves it ``certainly-not`` (96% of them), score the
+   rest in full with the active model and the whole ``NameFrequency`` table as term
+   frequencies (the numbers ``services.term_frequencies`` gives a probe).
+3. The parent writes each chunk in one transaction (``batch_writes``: bulk writes with
+   history; decided pairs stay decided, open ones are re-scored, open ones scored
+   below possible are closed), then records the last finished patient id in the
+   checkpoint.
 
 The checkpoint is a small JSON file (default ``var/find_duplicates-<database>.json``),
 written after each chunk's commit and removed when a pass completes. A run that finds
 one resumes after its patient id: every pair belongs to the chunk of its lower id, so
 no pair is scored twice (unless the run stopped between a commit and the checkpoint
 write: that one chunk is scored again, which only refreshes the same rows).
-
-Workers are forked processes (the database connections are closed first; each child
-opens its own). Each keeps the prepared records of recent chunks (an LRU of
-``cache_size``): a patient is often the ``b`` of pairs in several chunks.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.utils import timezone
 
+from matching import batch_records
 from matching import pairs as pair_sql
+from matching.batch_writes import write_chunk
 from matching.frequencies import frequencies_missing, load_term_frequencies, refresh_name_frequencies
 from matching.model import MatchGrade, MatchModel
-from matching.models import MatchCandidate, MatchModelVersion
-from matching.prepare import PreparedRecord
-from matching.services import GRADE_RANK, MatchOutcome, active_matcher, record_candidate
-from patients.models import Patient
-from patients.queries import load_patient_data
+from matching.models import MatchModelVersion
+from matching.prefilter import WeightBound
+from matching.services import GRADE_RANK, active_matcher
 
 DEFAULT_CHUNK_PATIENTS = 2000
-DEFAULT_CACHE_SIZE = 100_000
 GRADES = (MatchGrade.CERTAIN, MatchGrade.PROBABLE, MatchGrade.POSSIBLE, MatchGrade.CERTAINLY_NOT)
 _FLOOR = GRADE_RANK[MatchGrade.POSSIBLE]
+_NOT = MatchGrade.CERTAINLY_NOT.value
 
 
 def default_checkpoint_path() -> Path:
@@ -70,6 +73,8 @@ class Totals:
     opened: dict[str, int] = field(default_factory=dict)  # grade -> new candidates
     refreshed: dict[str, int] = field(default_factory=dict)  # grade -> open candidates re-scored
     kept_decided: int = 0  # pairs >= possible whose candidate was already decided
+    closed: int = 0  # open candidates scored below possible, dismissed
+    rejected_early: int = 0  # pairs the weight bound proved certainly-not
     seconds: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
     def add(self, counter: dict, key: str, n: int = 1) -> None:
@@ -126,59 +131,47 @@ class CheckpointError(Exception):
 @dataclass
 class ChunkResult:
     last_a: int
-    scored: int
+    scored: list  # (a, b) of every pair scored, any grade
     grades: Counter
+    rejected_early: int
     found: list  # (a, b, blocks, MatchResult) at possible or above
     seconds: float
+    cpu: float  # the worker's CPU time: ``seconds`` less the time other processes had the core
 
 
 # -- the worker side (also run in-process when workers <= 1) -------------------------
+# Set before the workers fork, so they inherit it (the records copy-on-write).
 _state: dict = {}
 
 
-def _set_scoring_state(model: MatchModel, tf: dict, cache_size: int) -> None:
-    _state.update(model=model, tf=tf, cache=OrderedDict(), cache_size=cache_size)
-
-
-def _prepared(ids: list[int]) -> dict[int, PreparedRecord]:
-    cache: OrderedDict = _state["cache"]
-    out, missing = {}, []
-    for pid in ids:
-        record = cache.get(pid)
-        if record is None:
-            missing.append(pid)
-        else:
-            cache.move_to_end(pid)
-            out[pid] = record
-    if missing:
-        model = _state["model"]
-        for pid, data in load_patient_data(missing).items():
-            out[pid] = cache[pid] = model.prepare(data)
-        while len(cache) > _state["cache_size"]:
-            cache.popitem(last=False)
-    return out
-
-
 def score_chunk(pairs: list[tuple[int, int, tuple[str, ...]]]) -> ChunkResult:
-    started = time.perf_counter()
-    model, tf = _state["model"], _state["tf"]
-    prepared = _prepared(sorted({p for a, b, _ in pairs for p in (a, b)}))
+    started, cpu = time.perf_counter(), time.process_time()
+    model, tf, records, bound = _state["model"], _state["tf"], _state["records"], _state["bound"]
+    compare, score, below = model.compare, model.score, bound.below_possible
     grades: Counter = Counter()
-    found = []
+    found, scored, rejected = [], [], 0
     for a, b, blocks in pairs:
-        pa, pb = prepared.get(a), prepared.get(b)
+        pa, pb = records.get(a), records.get(b)
         if pa is None or pb is None:
-            continue  # deleted since the pairs were generated
-        result = model.match(pa, pb, tf=tf)
+            continue  # deleted (or registered) since the records were prepared
+        scored.append((a, b))
+        comparisons = compare(pa, pb)
+        if below(comparisons, tf):
+            rejected += 1
+            grades[_NOT] += 1
+            continue
+        result = score(comparisons, tf=tf)
         grades[result.grade.value] += 1
         if GRADE_RANK[result.grade] >= _FLOOR:
             found.append((a, b, blocks, result))
     return ChunkResult(
         last_a=pairs[-1][0],
-        scored=sum(grades.values()),
+        scored=scored,
         grades=grades,
+        rejected_early=rejected,
         found=found,
         seconds=time.perf_counter() - started,
+        cpu=time.process_time() - cpu,
     )
 
 
@@ -189,37 +182,11 @@ def _ignore_interrupts() -> None:
 
 
 # -- the parent side -------------------------------------------------------------------
-def write_chunk(result: ChunkResult, *, version: MatchModelVersion, totals: Totals) -> None:
-    """Open/refresh the chunk's candidates through ``record_candidate``, in one transaction."""
-    if not result.found:
-        return
-    ids = {p for a, b, _, _ in result.found for p in (a, b)}
-    patients = Patient.all_objects.only("id", "uuid").in_bulk(ids)
-    lows = {a for a, _, _, _ in result.found}
-    existing = set(
-        MatchCandidate.objects.filter(patient_a_id__in=lows).values_list("patient_a_id", "patient_b_id")
-    )
-    with transaction.atomic():
-        for a, b, blocks, match in result.found:
-            if a not in patients or b not in patients:
-                continue
-            outcome = MatchOutcome(b, patients[b].uuid, match, blocks)
-            candidate = record_candidate(patient=patients[a], outcome=outcome, version=version, changed=False)
-            grade = match.grade.value
-            if candidate is None:
-                totals.kept_decided += 1
-            elif (a, b) in existing:
-                totals.add(totals.refreshed, grade)
-            else:
-                totals.add(totals.opened, grade)
-
-
 @dataclass(frozen=True)
 class BatchOptions:
     window: int = pair_sql.DEFAULT_WINDOW
     chunk_patients: int = DEFAULT_CHUNK_PATIENTS
     workers: int = 2
-    cache_size: int = DEFAULT_CACHE_SIZE
     limit_chunks: int | None = None
 
 
@@ -232,14 +199,72 @@ def prepare_scoring(*, log: Callable[[str], None]) -> tuple[MatchModelVersion, M
     return version, model, load_term_frequencies()
 
 
+class _Preparer(threading.Thread):
+    """Loads and prepares every live patient while the pair SQL runs (own connection)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="find_duplicates-prepare", daemon=True)
+        self.records: dict = {}
+        self.seconds: dict[str, float] = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            # Freezing after each range keeps the garbage collector's full passes off
+            # the records prepared so far (run_batch unfreezes at the end).
+            self.records, self.seconds = batch_records.prepare_all(progress=lambda n: gc.freeze())
+        except BaseException as exc:  # re-raised in the parent thread
+            self.error = exc
+        finally:
+            if threading.current_thread() is self:
+                connection.close()  # this thread's own connection
+
+
+def _pairs_and_records(options: BatchOptions, after: int, totals: Totals, log) -> tuple[int, dict]:
+    """Build the pair table and prepare the records; concurrently when workers > 1."""
+    preparer = _Preparer()
+    started = time.perf_counter()
+    if options.workers > 1:
+        # Another connection cannot see uncommitted rows: the single-process mode
+        # (and the tests, which run inside a transaction) prepares in this thread.
+        preparer.start()
+    stats = pair_sql.build_pairs(window=options.window, after=after)
+    totals.time("pairs_sql", stats.seconds)
+    log(f"{stats.pairs:,} candidate pairs to score, generated in {stats.seconds:.1f} s.")
+    if options.workers > 1:
+        preparer.join()
+    else:
+        preparer.run()
+    if preparer.error is not None:
+        raise preparer.error
+    for phase, name in (
+        ("load", "load_records"),
+        ("prepare", "prepare_records"),
+        ("prepare_cpu", "prepare_records_cpu"),
+    ):
+        totals.time(name, preparer.seconds.get(phase, 0.0))
+    totals.time("pairs_and_records", time.perf_counter() - started)
+    log(
+        f"{len(preparer.records):,} records loaded and prepared in "
+        f"{preparer.seconds.get('load', 0) + preparer.seconds.get('prepare', 0):.1f} s "
+        f"(alongside the pair SQL: {options.workers > 1})."
+    )
+    return stats.pairs, preparer.records
+
+
 def run_batch(
     *,
     checkpoint: Checkpoint,
     options: BatchOptions,
     log: Callable[[str], None],
     progress: Callable[[int, int], None] = lambda done, total: None,
+    on_pairs: Callable[[], None] | None = None,
 ) -> tuple[Totals, bool]:
-    """One pass (or the rest of an interrupted one). Returns (totals, complete)."""
+    """One pass (or the rest of an interrupted one). Returns (totals, complete).
+
+    ``on_pairs`` is called once the pair table exists (the benchmark counts planted
+    pairs in it).
+    """
     saved = checkpoint.load()
     version, model, tf = prepare_scoring(log=log)
     after, totals = 0, Totals()
@@ -257,26 +282,31 @@ def run_batch(
             )
         after, totals = saved["last_patient_id"], Totals.from_dict(saved.get("totals", {}))
         log(f"Resuming after patient id {after} ({totals.pairs_scored:,} pairs scored before).")
-    _set_scoring_state(model, tf, options.cache_size)
 
     pool = None
-    if options.workers > 1:
-        # Fork before this process opens the connection that holds the temporary
-        # pair table: the children must not share it.
-        connections.close_all()
-        context = multiprocessing.get_context("fork")
-        pool = context.Pool(options.workers, initializer=_ignore_interrupts)
     try:
-        phase = time.perf_counter()
-        stats = pair_sql.build_pairs(window=options.window, after=after)
-        totals.time("pairs_sql", time.perf_counter() - phase)
-        totals.pairs_generated = totals.pairs_scored + stats.pairs
-        log(f"{stats.pairs:,} candidate pairs to score, generated in {stats.seconds:.1f} s.")
-        complete = _score_all(pool, after, stats.pairs, checkpoint, options, version, totals, progress)
+        pairs, records = _pairs_and_records(options, after, totals, log)
+        totals.pairs_generated = totals.pairs_scored + pairs
+        if on_pairs is not None:
+            on_pairs()
+        _state.update(model=model, tf=tf, records=records, bound=WeightBound(model))
+        # Millions of long-lived objects: keep the cyclic garbage collector off them
+        # (its passes would take longer than the scoring, and in the workers they
+        # would write to every page the records share with this process).
+        gc.collect()
+        gc.freeze()
+        if options.workers > 1:
+            # The workers never use the database: they inherit this process's open
+            # connection (with the temporary pair table) and leave it alone.
+            context = multiprocessing.get_context("fork")
+            pool = context.Pool(options.workers, initializer=_ignore_interrupts)
+        complete = _score_all(pool, after, pairs, checkpoint, options, version, totals, progress)
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
+        _state.clear()
+        gc.unfreeze()
         pair_sql.drop_pairs()
     if complete:
         checkpoint.clear()
@@ -309,13 +339,22 @@ def _score_all(pool, after, total, checkpoint, options, version, totals, progres
             result = item.get()
         else:
             result = score_chunk(item)
-        write_started = time.perf_counter()
-        write_chunk(result, version=version, totals=totals)
+        write_started, write_cpu = time.perf_counter(), time.process_time()
+        counts = write_chunk(scored=result.scored, found=result.found, version=version)
         totals.time("writing", time.perf_counter() - write_started)
-        totals.pairs_scored += result.scored
+        totals.time("writing_cpu", time.process_time() - write_cpu)
+        for grade, n in counts.opened.items():
+            totals.add(totals.opened, grade, n)
+        for grade, n in counts.refreshed.items():
+            totals.add(totals.refreshed, grade, n)
+        totals.kept_decided += counts.kept_decided
+        totals.closed += counts.closed
+        totals.pairs_scored += len(result.scored)
+        totals.rejected_early += result.rejected_early
         totals.chunks += 1
-        # Summed over the workers: load + prepare + score, without the waits.
-        totals.time("worker_load_and_score", result.seconds)
+        # Summed over the workers: compare + bound + full score, without the waits.
+        totals.time("scoring", result.seconds)
+        totals.time("scoring_cpu", result.cpu)
         # Added per chunk, so an interrupted run's time is in the checkpoint too.
         now = time.perf_counter()
         totals.time("scoring_and_writing", now - last)
@@ -325,7 +364,7 @@ def _score_all(pool, after, total, checkpoint, options, version, totals, progres
         checkpoint.save(
             last_patient_id=result.last_a, model_version=version.version, window=options.window, totals=totals
         )
-        done += result.scored
+        done += len(result.scored)
         progress(done, total)
     # Complete only when every chunk was taken, not when --limit-chunks stopped it.
     return options.limit_chunks is None or not pair_sql.pair_chunk(after=after, patients=1)

@@ -219,7 +219,9 @@ def _address_level(a: PreparedAddress, b: PreparedAddress) -> str:
         return L.EXACT
     # Neighbours: "12 Main St" and "14 Main St" are a near-perfect Jaro-Winkler match.
     number_conflict = bool(a.numbers and b.numbers and not a.numbers & b.numbers)
-    jw = max(_jw(a.key, b.key), _jw(a.sorted_key, b.sorted_key))
+    # The written-out form too: "18 Aspinall Rtreet" is one typo from "18 Aspinall
+    # Street" but far from the abbreviated "18 Aspinall St".
+    jw = max(_jw(a.key, b.key), _jw(a.sorted_key, b.sorted_key), _jw(a.raw_key, b.raw_key))
     if jw >= ADDRESS_JW_HIGH and not number_conflict:
         return L.JW_HIGH
     small, big = sorted((a.words, b.words), key=len)

@@ -109,6 +109,9 @@ class PreparedAddress:
     display: str
     key: str  # folded words, abbreviations applied, joined
     sorted_key: str  # the same words in alphabetical order: line order does not matter
+    # Folded words as typed (no abbreviations): a mistyped "Stret" or "Plcae" escapes
+    # the abbreviation table, and then only the written-out forms stay one typo apart.
+    raw_key: str
     words: frozenset[str]
     numbers: frozenset[str]
 
@@ -268,6 +271,7 @@ def prepare(record: PatientData) -> PreparedRecord:
                         display=", ".join(a.line),
                         key=key,
                         sorted_key="".join(sorted(words)),
+                        raw_key="".join(t for line in a.line for t in tokens(line)),
                         words=frozenset(words),
                         numbers=frozenset(w for w in words if any(c.isdigit() for c in w)),
                     )

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from functools import cache
 from uuid import UUID
 
 import phonenumbers
@@ -159,6 +160,13 @@ def normalize_postcode(value: str) -> str:
     return clean_text(value).upper()
 
 
+@cache
+def _codes(choices: type) -> frozenset[str]:
+    # TextChoices.values builds a new list on every access; the importer checks
+    # about ten codes per record.
+    return frozenset(choices.values)
+
+
 class _Errors:
     """Collects field-addressed messages, then raises them as one ValidationError."""
 
@@ -173,7 +181,7 @@ class _Errors:
             if required:
                 self.add(path, "This field is required.")
             return
-        if value not in choices.values:
+        if value not in _codes(choices):
             allowed = ", ".join(choices.values)
             self.add(path, f"Unknown code {value!r}; expected one of: {allowed}.")
 

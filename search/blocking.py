@@ -14,6 +14,9 @@ The blocks (each needs the probe fields it compares):
 - name_pair / swapped_names: phonetic family + first given name, no date; and the
   same with given and family swapped.
 - name_postcode: phonetic family or first given name + postcode.
+- street_postcode: phonetic street name + postcode of one address: a returning
+  patient whose name was mangled (typo plus swap, a new married name) and whose
+  birth date is missing or mistyped, still at the same address.
 
 The probe is normalised by ``index_values``, the function that builds index rows, so
 probe and index are spelled alike. Tolerances live on the probe side: neighbouring
@@ -30,7 +33,7 @@ from django.db import connection
 
 from patients.data import PatientData, clean_patient_data
 from search import keys
-from search.indexing import index_values
+from search.indexing import index_values, street_addresses
 from search.normalize import birth_date_variants, family_tokens, name_words
 
 DEFAULT_LIMIT = 50
@@ -112,6 +115,7 @@ def probe_blocks(probe: PatientData, values: dict, *, today: date | None = None)
     keyed("swapped_names", keys.name_pair(givens, families))
     keyed("name_pair", keys.name_pair(families, givens))
     keyed("name_postcode", keys.name_postcode(families, givens, values["postcodes"]))
+    keyed("street_postcode", keys.street_postcode(street_addresses(probe)))
     return blocks
 
 

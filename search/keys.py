@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from search.normalize import phonetic_codes
+from search.normalize import name_words, phonetic_codes
 
 # Phonetic algorithms used in keys: metaphone and soundex disagree on different
 # typos (Smith/Smiht: soundex agrees, metaphone does not), so a family name keys
@@ -66,6 +66,42 @@ def name_postcode(
     return {f"{kind}:{code}:{pc}" for kind, word in names if (code := _main_code(word)) for pc in postcodes}
 
 
+# Words of an address line that say what kind of street or unit it is, or that there
+# is no address: the street's own name is the first word of a line that is not one.
+NOT_STREET_NAMES = frozenset(
+    {"street", "st", "str", "road", "rd", "avenue", "ave", "av", "place", "pl", "close", "cl", "court", "ct"}
+    | {"drive", "dr", "lane", "ln", "way", "crescent", "cres", "terrace", "ter", "tce", "parade", "pde"}
+    | {"boulevard", "blvd", "circuit", "cct", "highway", "hwy", "square", "sq", "grove", "gr", "the"}
+    | {"north", "south", "east", "west", "apartment", "apt", "flat", "unit", "suite", "ste", "floor"}
+    | {"building", "bldg", "po", "box", "rr", "lot", "care", "attn"}
+    | {"unknown", "unk", "homeless", "none", "nfa", "no", "fixed", "abode", "address", "declined", "refused"}
+)
+
+
+def street_names(lines: Iterable[str]) -> list[str]:
+    """The name word of each address line: its first word of three or more letters
+    that is not a street type, a unit or a no-address word ("12 Main St" -> "main")."""
+    out = []
+    for line in lines:
+        word = next((w for w in name_words(line) if len(w) >= 3 and w not in NOT_STREET_NAMES), None)
+        if word:
+            out.append(word)
+    return list(dict.fromkeys(out))
+
+
+def street_postcode(addresses: Iterable[tuple[Iterable[str], str]]) -> set[str]:
+    """Phonetic street name + postcode of the same address, from (lines, postcode key)
+    pairs: "ap:MN:02134". Survives a mistyped or changed name together with a missing
+    or mistyped birth date, for someone still living at the same address."""
+    return {
+        f"ap:{code}:{postcode}"
+        for lines, postcode in addresses
+        if postcode
+        for word in street_names(lines)
+        if (code := _main_code(word))
+    }
+
+
 def _prefix(word: str) -> str:
     return word[:PREFIX]
 
@@ -83,10 +119,14 @@ def prefix_pair(family_words: Iterable[str], given_words: Iterable[str]) -> set[
 
 
 def record_keys(
-    names: Iterable[tuple[list[str], list[str]]], birth_date: date | None, postcodes: Iterable[str] = ()
+    names: Iterable[tuple[list[str], list[str]]],
+    birth_date: date | None,
+    postcodes: Iterable[str] = (),
+    addresses: Iterable[tuple[Iterable[str], str]] = (),
 ) -> list[str]:
-    """All block keys of one record. ``names`` holds (family tokens, given words) per name."""
-    keys: set[str] = set()
+    """All block keys of one record. ``names`` holds (family tokens, given words) per name,
+    ``addresses`` (lines, postcode key) per address."""
+    keys: set[str] = street_postcode(addresses)
     postcodes = list(postcodes)
     for family, given in names:
         first_given = given[:1]

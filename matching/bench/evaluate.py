@@ -15,9 +15,17 @@ from matching.bench.metrics import (
     pair_completeness,
     pairs_between,
     scores_at,
+    transitive_pairs,
     true_pairs,
 )
-from matching.bench.registry import register_dataset, reset_registry
+from matching.bench.registry import (
+    dataset_fingerprint,
+    loaded_report,
+    refresh_name_frequencies,
+    register_dataset,
+    reset_registry,
+    save_manifest,
+)
 
 SAMPLES = 8
 
@@ -80,12 +88,44 @@ def _errors(
     }
 
 
-def evaluate(dataset: Dataset, *, with_splink: bool = True, progress: bool = True) -> dict:
+def _reload_derived() -> None:
+    """Rebuild what a code change may alter on an already-loaded registry: the search
+    index rows (block keys) and the name frequencies. The patient rows stay."""
+    from django.db import connection
+
+    from matching.services import forget_cached_matcher
+    from search.maintenance import rebuild_index
+
+    rebuild_index()
+    refresh_name_frequencies()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    forget_cached_matcher()
+
+
+def evaluate(
+    dataset: Dataset,
+    *,
+    with_splink: bool = True,
+    splink_cached: dict | None = None,
+    rescore: bool = False,
+    trained: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Load (or, with ``rescore``, reuse the registry of an earlier load of exactly this
+    data set), predict, score. ``splink_cached``: Splink's figures from an earlier run
+    on the same records (they do not depend on this code), used instead of running it.
+    ``trained`` adds a row for this matcher with EM-trained parameters."""
     from matching.bench.datasets import flat_fields
 
     started = time.perf_counter()
-    reset_registry()
-    load = register_dataset(dataset, progress=progress)
+    if rescore:
+        load = loaded_report(dataset)  # refuses another data set
+        _reload_derived()
+    else:
+        reset_registry()
+        load = register_dataset(dataset, progress=progress)
+        save_manifest(dataset, load)
     predictions = ours.predict(load.patient_of, progress=progress, label=dataset.name)
     sources = {r.key: r.source for r in dataset.records}
     cross = dataset.link_type == "link"
@@ -98,7 +138,9 @@ def evaluate(dataset: Dataset, *, with_splink: bool = True, progress: bool = Tru
     # The write service refused these registrations outright: the national id is on
     # file already, and the conflict names its holder. An MPI would attach the record
     # to that patient; counted as a certain link (the matcher-only row leaves them out).
-    door = {pair(a, b): 1.0 for a, b in load.identifier_conflicts if b in sources and keep(pair(a, b))}
+    # Two records attached to one holder are then one patient too (transitive).
+    attached = [(a, b) for a, b in load.identifier_conflicts if b in sources]
+    door = {p: 1.0 for p in transitive_pairs(attached) if keep(p)}
     registry = merge_max(matcher, door)
     members: dict[str, list[str]] = {}
     for r in dataset.records:
@@ -109,6 +151,10 @@ def evaluate(dataset: Dataset, *, with_splink: bool = True, progress: bool = Tru
     data_of = {r.key: flat_fields(r.data) for r in dataset.records}
     result = {
         "dataset": dataset.name,
+        "fingerprint": dataset_fingerprint(dataset),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average": _load_average(),
+        "rescored": rescore,
         "link_type": dataset.link_type,
         "records": len(dataset.records),
         "true_pairs": len(truth),
@@ -130,7 +176,16 @@ def evaluate(dataset: Dataset, *, with_splink: bool = True, progress: bool = Tru
         },
     }
     result["ours"]["predicted_pairs_retrieved"] = len(registry)
-    if with_splink:
+    if trained:
+        from matching.training import TrainingError
+
+        try:
+            result.update(_trained_rows(load, keep, truth, twins, door, dataset.name, progress))
+        except TrainingError as exc:  # too few patients to train on: say so, keep the rest
+            result["ours_trained_error"] = str(exc)
+    if splink_cached is not None:
+        result["splink"] = {**splink_cached, "cached": True}
+    elif with_splink:
         from matching.bench.splink_side import run_splink
 
         splink = run_splink(dataset)
@@ -138,4 +193,45 @@ def evaluate(dataset: Dataset, *, with_splink: bool = True, progress: bool = Tru
         result["splink"]["predicted_pairs_retrieved"] = len(splink.probabilities)
         result["splink"]["columns"] = list(splink.columns)
         result["splink"]["probability_two_random_records_match"] = splink.probability_two_random_records_match
+        result["splink"]["measured_at"] = result["measured_at"]
     return result
+
+
+def _trained_rows(load, keep, truth, twins, door, label: str, progress: bool) -> dict:
+    """This matcher with parameters EM-trained on the loaded registry (``train_matcher``'s
+    training, nothing saved): the like-for-like row next to Splink, which is EM-trained
+    on the same records. Same candidate retrieval, same thresholds."""
+    from matching.model import MatchModel
+    from matching.services import MIN_POPULATION
+    from matching.training import TrainingOptions, train
+
+    started = time.perf_counter()
+    training = train(options=TrainingOptions(em_pairs=50_000))
+    model = MatchModel(training.params, population=max(load.registered, MIN_POPULATION))
+    predictions = ours.predict(load.patient_of, progress=progress, label=f"{label} (EM)", model=model)
+    matcher = {p: v for p, v in predictions.probabilities.items() if keep(p)}
+    registry = merge_max(matcher, door)
+    thresholds = predictions.thresholds
+    seconds = time.perf_counter() - started
+    return {
+        "ours_trained": _system(registry, truth, thresholds, twins, seconds),
+        "ours_trained_matcher_only": _system(matcher, truth, thresholds, twins, predictions.seconds),
+        "training": {
+            "sessions": training.stats["sessions"],
+            "m": {
+                f: {lvl: round(p.m, 5) for lvl, p in lv.items()} for f, lv in training.params.levels.items()
+            },
+            "u": {
+                f: {lvl: round(p.u, 7) for lvl, p in lv.items()} for f, lv in training.params.levels.items()
+            },
+        },
+    }
+
+
+def _load_average() -> list[float] | None:
+    import os
+
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None

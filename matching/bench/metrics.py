@@ -94,6 +94,26 @@ def pairs_between(
     return out
 
 
+def transitive_pairs(links: Iterable[tuple[Hashable, Hashable]]) -> set[Pair]:
+    """Every pair within the connected groups that ``links`` form: records the registry
+    attached to one patient (b is a, c is a) are one another (b is c)."""
+    parent: dict[Hashable, Hashable] = {}
+
+    def root(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in links:
+        parent[root(a)] = root(b)
+    groups: dict[Hashable, list] = defaultdict(list)
+    for x in list(parent):
+        groups[root(x)].append(x)
+    return {(a, b) for members in groups.values() for a, b in combinations(sorted(members), 2)}
+
+
 def merge_max(*predictions: Mapping[Pair, float]) -> dict[Pair, float]:
     """One prediction per pair: the highest probability any source gave it."""
     out: dict[Pair, float] = {}

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from matching.bench.metrics import Pair, pair
+from matching.model import MatchModel
 from matching.services import CANDIDATE_POOL, active_matcher, term_frequencies
 from patients.queries import load_patient_data
 from search.blocking import find_candidates
@@ -27,9 +28,13 @@ class Predictions:
     thresholds: dict[str, float] = field(default_factory=dict)
 
 
-def predict(patient_of: dict[str, int], *, progress: bool = True, label: str = "") -> Predictions:
-    """Score every registered record against the registry; keys are record keys."""
-    _, model = active_matcher()
+def predict(
+    patient_of: dict[str, int], *, progress: bool = True, label: str = "", model: MatchModel | None = None
+) -> Predictions:
+    """Score every registered record against the registry; keys are record keys.
+    ``model``: another parameter set than the active one (the EM-trained row)."""
+    if model is None:
+        _, model = active_matcher()
     key_of = {pid: key for key, pid in patient_of.items()}
     ids = sorted(key_of)
     out = Predictions(thresholds=dict(model.params.thresholds))

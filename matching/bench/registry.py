@@ -8,6 +8,8 @@ tables, which is why the command refuses a database that had patients before it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import time
 from collections import Counter
@@ -28,6 +30,14 @@ from patients.services import register_patient
 REASON = "bench_match"
 # Tables kept across data sets: the stored match model versions.
 KEEP = {MatchModelVersion._meta.db_table}
+# Which data set the registry holds, and how it was loaded (bench database only, not
+# a Django model): what ``--rescore`` needs to score that registry again after a code
+# change without re-registering it (registration is by far the slowest step).
+MANIFEST_TABLE = "bench_match_loaded"
+
+
+class RescoreError(Exception):
+    """The registry does not hold the data set asked to be re-scored."""
 
 
 @dataclass
@@ -45,6 +55,76 @@ class LoadReport:
     def rate(self) -> float:
         return self.registered / self.seconds if self.seconds else 0.0
 
+    def to_dict(self) -> dict:
+        return {
+            "registered": self.registered,
+            "seconds": self.seconds,
+            "refused": [list(r) for r in self.refused],
+            "identifier_conflicts": [list(c) for c in self.identifier_conflicts],
+            "patient_of": self.patient_of,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LoadReport:
+        return cls(
+            registered=data["registered"],
+            seconds=data["seconds"],
+            refused=[tuple(r) for r in data["refused"]],
+            identifier_conflicts=[tuple(c) for c in data["identifier_conflicts"]],
+            patient_of=dict(data["patient_of"]),
+        )
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """A digest of every record (key, truth and content): the same data set, loaded the
+    same way, or not. (Dataclass reprs are deterministic.)"""
+    digest = hashlib.sha256(f"{dataset.name}|{dataset.link_type}|{dataset.twin_pairs}".encode())
+    for record in dataset.records:
+        digest.update(f"{record.key}|{record.cluster}|{record.source}|{record.data!r}".encode())
+    return digest.hexdigest()
+
+
+def _manifest_table() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {MANIFEST_TABLE} (dataset text NOT NULL, fingerprint text NOT NULL,"
+            " report jsonb NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now())"
+        )
+
+
+def save_manifest(dataset: Dataset, report: LoadReport) -> None:
+    _manifest_table()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {MANIFEST_TABLE}")
+        cursor.execute(
+            f"INSERT INTO {MANIFEST_TABLE} (dataset, fingerprint, report) VALUES (%s, %s, %s)",
+            [dataset.name, dataset_fingerprint(dataset), json.dumps(report.to_dict())],
+        )
+
+
+def loaded_report(dataset: Dataset) -> LoadReport:
+    """The load report of ``dataset`` if the registry holds exactly it; else RescoreError."""
+    _manifest_table()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT dataset, fingerprint, report FROM {MANIFEST_TABLE}")
+        rows = cursor.fetchall()
+    if not rows:
+        raise RescoreError("No bench data set is loaded in this database: run without --rescore first.")
+    name, fingerprint, report = rows[0]
+    report = LoadReport.from_dict(report if isinstance(report, dict) else json.loads(report))
+    if name != dataset.name or fingerprint != dataset_fingerprint(dataset):
+        raise RescoreError(
+            f"This database holds {name!r} as loaded earlier, not this {dataset.name!r} "
+            "(other records, size or seed): run without --rescore to load it."
+        )
+    patients = apps.get_model("patients", "Patient").all_objects.count()
+    if patients != report.registered:
+        raise RescoreError(
+            f"The registry holds {patients} patients but the load of {name!r} registered "
+            f"{report.registered}: it was changed since; run without --rescore."
+        )
+    return report
+
 
 def reset_registry() -> None:
     """Empty the patient, search and matching tables (throw-away bench database only)."""
@@ -54,8 +134,10 @@ def reset_registry() -> None:
             table = model._meta.db_table
             if table not in KEEP and not model._meta.proxy and model._meta.managed:
                 tables.append(table)
+    _manifest_table()
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(sorted(set(tables)))} RESTART IDENTITY CASCADE")
+        cursor.execute(f"DELETE FROM {MANIFEST_TABLE}")
     forget_cached_matcher()
 
 

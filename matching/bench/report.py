@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-SYSTEMS = (("ours", "this matcher"), ("ours_matcher_only", "  matcher only"), ("splink", "Splink (EM)"))
+SYSTEMS = (
+    ("ours", "this matcher"),
+    ("ours_matcher_only", "  matcher only"),
+    ("ours_trained", "ours, EM"),
+    ("ours_trained_matcher_only", "  EM, matcher only"),
+    ("splink", "Splink (EM)"),
+)
 
 
 def _f(value, digits: int = 4) -> str:
@@ -19,7 +25,7 @@ def dataset_table(result: dict) -> list[str]:
         f"({load['per_second']}/s), {load['refused']} refused, {load['identifier_conflicts']} "
         f"registered without a national id another record held ({load['identifier_conflicts_true']} of "
         "them true duplicates)",
-        f"   {'system':<16}{'P@prob':>8}{'R@prob':>8}{'F1@prob':>8}{'P@cert':>8}{'R@cert':>8}"
+        f"   {'system':<18}{'P@prob':>8}{'R@prob':>8}{'F1@prob':>8}{'P@cert':>8}{'R@cert':>8}"
         f"{'F1@cert':>8}{'bestF1':>8}{'block':>8}{'twins':>6}{'time s':>8}",
     ]
     for key, label in SYSTEMS:
@@ -28,8 +34,10 @@ def dataset_table(result: dict) -> list[str]:
             continue
         p, c = s["probable"], s["certain"]
         twins = "-" if s["twins_certain"] is None else str(s["twins_certain"])
+        if s.get("cached"):
+            label = f"{label} *"
         lines.append(
-            f"   {label:<16}{_f(p['precision']):>8}{_f(p['recall']):>8}{_f(p['f1']):>8}"
+            f"   {label:<18}{_f(p['precision']):>8}{_f(p['recall']):>8}{_f(p['f1']):>8}"
             f"{_f(c['precision']):>8}{_f(c['recall']):>8}{_f(c['f1']):>8}{_f(s['best']['f1']):>8}"
             f"{_f(s['pair_completeness']):>8}{twins:>6}{s['seconds']:>8}"
         )
@@ -45,6 +53,13 @@ def dataset_table(result: dict) -> list[str]:
         for pattern, count in analysis["wrong_patterns"][:3]:
             lines.append(f"     wrong  {count:>5}: {pattern or '(all exact)'}")
     return lines
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The table's title and its rows, without the load line and the analysis."""
+    rows = sum(result.get(key) is not None for key, _ in SYSTEMS)
+    lines = dataset_table(result)
+    return [lines[0], *lines[2 : 3 + rows]]
 
 
 def latency_lines(latency: dict) -> list[str]:

@@ -11,13 +11,16 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from matching import batch_writes
 from matching import pairs as pair_sql
+from matching.batch_records import load_comparison_data
 from matching.model import MatchGrade
 from matching.models import CandidateStatus, MatchCandidate
-from matching.services import mark_not_duplicate, match_patient, matching_disabled
+from matching.prepare import prepare
+from matching.services import active_matcher, mark_not_duplicate, match_patient, matching_disabled
 from patients.demo import generate_demo
 from patients.queries import load_patient_data
-from patients.services import register_patient
+from patients.services import delete_patient, register_patient
 from search.blocking import find_candidates
 from tests.factories import patient_data
 
@@ -79,6 +82,7 @@ def test_find_duplicates_finds_planted_pairs_scores_as_match_patient_and_keeps_d
     assert MatchCandidate.objects.filter(status=CandidateStatus.OPEN).count() == len(found)
     assert "Duplicate detection complete." in output
     assert "certain" in output and "possible" in output and "elapsed" in output
+    assert "rejected early by the weight bound" in output
     assert not (tmp_path / "checkpoint.json").exists()  # a complete pass leaves no checkpoint
 
     # The same scores as the per-probe matcher (same model, same term frequencies).
@@ -168,7 +172,9 @@ def test_worker_processes_find_a_typo_duplicate(tmp_path):
     candidate = MatchCandidate.objects.get()
     assert (candidate.patient_a_id, candidate.patient_b_id) == (original.pk, duplicate.pk)
     assert candidate.grade in AT_LEAST_POSSIBLE and candidate.blocks
-    assert "complete" in out.getvalue()
+    # Records prepared by the thread alongside the pair SQL (committed data: transaction=True).
+    assert "3 records loaded and prepared" in out.getvalue()
+    assert "alongside the pair SQL: True" in out.getvalue() and "complete" in out.getvalue()
 
 
 def test_an_empty_registry_completes_with_nothing_to_score(tmp_path):
@@ -208,3 +214,104 @@ def test_pairs_follow_the_block_definitions():
     assert "family_year" not in pairs.get((john, two_years), ())  # years two apart
     assert pairs[(same_phone, phone_twin)] == ("phone",)
     assert all(a < b for a, b in pairs)
+
+
+def test_lean_records_prepare_exactly_as_the_full_patient_data(demo):
+    """The batch's values()-based loader gives the comparators the same records."""
+    ids = sorted(demo["records"])
+    with matching_disabled():
+        deleted = register_patient(data=patient_data(family="Gone", mrn="gone-1"))
+        delete_patient(patient=deleted, reason="test")
+
+    lean = load_comparison_data(ids[0], deleted.pk)
+    full = load_patient_data(ids)
+
+    assert set(lean) == set(full)  # the soft-deleted patient is left out
+    assert all(prepare(lean[pk]) == prepare(full[pk]) for pk in ids)
+
+
+def test_batched_writes_record_history_and_rescore_open_candidates(demo, tmp_path):
+    _run(tmp_path)
+    opened = MatchCandidate.objects.count()
+    assert opened > 20
+    history = MatchCandidate.history.model.objects
+    assert history.filter(history_change_reason=batch_writes.OPENED).count() == opened
+    assert history.filter(history_type="+").count() == opened
+
+    again = _run(tmp_path)
+
+    refreshed = history.filter(history_change_reason=batch_writes.RESCORED)
+    assert refreshed.count() == opened  # every open candidate re-scored once, with history
+    assert MatchCandidate.objects.count() == opened and "closed: 0" in again
+    assert not MatchCandidate.objects.exclude(status=CandidateStatus.OPEN).exists()
+
+
+def test_open_candidate_scored_below_possible_is_closed_other_pairs_left_alone(tmp_path):
+    def add(family, given, born, **extra):
+        with matching_disabled():
+            return register_patient(data=patient_data(family=family, given=given, birth_date=born, **extra))
+
+    # Same family name, birth years one apart: the family_year block pairs them; the
+    # model does not (different given name, birth date, postcode, phone).
+    john = add("Smith", ("John",), date(1980, 3, 4), mrn="s1", phone="+1 617 555 0100")
+    mary = add("Smith", ("Mary",), date(1981, 9, 20), mrn="s2", phone=None, postal_code="90210")
+    # Shares no key with John: the batch never meets the pair.
+    ada = add("Okafor", ("Ada",), date(1950, 1, 1), mrn="o1", phone=None, postal_code="10001")
+    version, _ = active_matcher()
+
+    def open_candidate(a, b):
+        return MatchCandidate.objects.create(
+            patient_a=a, patient_b=b, probability=0.5, weight=0.0, grade=MatchGrade.POSSIBLE,
+            evidence={}, blocks=["family_year"], model_version=version,
+        )  # fmt: skip
+
+    stale, unmet = open_candidate(john, mary), open_candidate(john, ada)
+
+    output = _run(tmp_path)
+
+    stale.refresh_from_db()
+    unmet.refresh_from_db()
+    assert stale.status == CandidateStatus.DISMISSED and stale.note == batch_writes.CLOSED
+    assert stale.decided_by is None and stale.decided_at is not None
+    assert stale.history.first().history_change_reason == batch_writes.CLOSED
+    assert unmet.status == CandidateStatus.OPEN  # not generated by the blocks: not judged
+    assert "closed: 1" in output
+
+
+def test_decided_pairs_stay_decided_through_the_bulk_path(demo, tmp_path, steward):
+    _run(tmp_path)
+    decided = list(MatchCandidate.objects.order_by("-probability", "id")[:3])
+    for candidate in decided:
+        mark_not_duplicate(candidate=candidate, actor=steward, reason="Checked: two people")
+    before = {c.pk: c.history.count() for c in decided}
+
+    output = _run(tmp_path)
+
+    for candidate in decided:
+        candidate.refresh_from_db()
+        assert candidate.status == CandidateStatus.NOT_DUPLICATE
+        assert candidate.history.count() == before[candidate.pk]  # not touched at all
+    assert "decided pairs left as decided: 3" in output
+
+
+def test_a_conflicting_insert_falls_back_to_record_candidate_pair_by_pair():
+    """A unique-constraint error in the bulk insert (here: one pair twice, as a concurrent
+    registration opening the pair would cause) rolls the chunk back and writes it again
+    through record_candidate."""
+    with matching_disabled():
+        john = register_patient(data=patient_data(family="Smith", given=("John",), mrn="f1"))
+        jon = register_patient(data=patient_data(family="Smith", given=("Jon",), mrn="f2"))
+    version, model = active_matcher()
+    data = load_patient_data([john.pk, jon.pk])
+    result = model.match(data[john.pk], data[jon.pk])
+    assert result.grade in AT_LEAST_POSSIBLE
+    pair = (john.pk, jon.pk, ("family_year",), result)
+
+    counts = batch_writes.write_chunk(scored=[pair[:2]], found=[pair, pair], version=version)
+
+    candidate = MatchCandidate.objects.get()
+    assert (candidate.patient_a_id, candidate.patient_b_id) == (john.pk, jon.pk)
+    assert candidate.probability == pytest.approx(result.probability)
+    assert sum(counts.opened.values()) == 1 and sum(counts.refreshed.values()) == 1
+    reasons = list(candidate.history.order_by("history_id").values_list("history_change_reason", flat=True))
+    assert reasons == ["Opened by the matcher", "Re-scored by the matcher"]

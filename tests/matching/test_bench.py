@@ -22,8 +22,10 @@ from matching.bench.metrics import (
     pair_completeness,
     pairs_between,
     scores_at,
+    transitive_pairs,
     true_pairs,
 )
+from matching.bench.registry import RescoreError
 from patients.data import IdentifierData
 from patients.services import register_patient
 from tests.factories import patient_data
@@ -88,6 +90,12 @@ def test_merge_max_keeps_the_highest_probability():
     }
 
 
+def test_records_attached_to_one_holder_are_linked_to_one_another():
+    # dup-1 and dup-2 were both refused as org's national id: all three are one patient.
+    links = [("dup-1", "org"), ("dup-2", "org"), ("x", "y")]
+    assert transitive_pairs(links) == {("dup-1", "dup-2"), ("dup-1", "org"), ("dup-2", "org"), ("x", "y")}
+
+
 def test_febrl_row_maps_onto_registration_input():
     data = febrl_patient(
         {
@@ -131,6 +139,39 @@ def test_demo_path_scores_planted_duplicates_and_never_twins_as_certain():
     assert ours["certain"]["precision"] == 1.0
     assert ours["probable"]["recall"] > 0.5
     assert ours["pair_completeness"] >= ours["probable"]["recall"]
+
+
+@pytest.mark.django_db
+def test_rescore_reuses_the_loaded_registry_and_refuses_another_data_set():
+    dataset = load_demo(60, seed=3)
+    first = evaluate(dataset, with_splink=False, progress=False)
+    again = evaluate(dataset, with_splink=False, progress=False, rescore=True)
+    assert again["rescored"] and again["fingerprint"] == first["fingerprint"]
+    assert again["load"] == first["load"]  # nothing registered again
+    assert again["ours"]["probable"] == first["ours"]["probable"]
+    with pytest.raises(RescoreError, match="holds 'demo' as loaded earlier"):
+        evaluate(load_demo(60, seed=4), with_splink=False, progress=False, rescore=True)
+
+
+@pytest.mark.django_db
+def test_rescore_refuses_a_database_with_nothing_loaded():
+    with pytest.raises(RescoreError, match="No bench data set is loaded"):
+        evaluate(load_demo(60, seed=3), with_splink=False, progress=False, rescore=True)
+
+
+@pytest.mark.django_db
+def test_bench_match_rescore_needs_one_loaded_data_set():
+    with pytest.raises(CommandError, match="exactly one data set"):
+        call_command("bench_match", "--datasets", "febrl1,demo", "--rescore", "--no-splink")
+    with pytest.raises(CommandError, match="No bench data set is loaded"):
+        call_command("bench_match", "--datasets", "demo", "--demo-patients", "60", "--rescore", "--no-splink")
+
+
+@pytest.mark.django_db
+def test_cached_splink_figures_are_reused_not_recomputed():
+    cached = {"probable": {"f1": 0.5}, "measured_at": "earlier"}
+    result = evaluate(load_demo(60, seed=3), with_splink=True, splink_cached=cached, progress=False)
+    assert result["splink"] == {**cached, "cached": True}
 
 
 @pytest.mark.django_db

@@ -269,6 +269,12 @@ def test_postcode_levels(a, b, expected):
         ("37 Upton Street, Brentwood Village", "37 Brentwood Village, Upton Street", L.EXACT),
         ("37 Upton Street, Brentwood Village", "37 Brentwood Vilage, Upton St", L.JW_HIGH),
         ("Flat 3, 12 High Road", "12 High Rd", L.PARTIAL),
+        # A typo in the street type escapes the abbreviation table: still one typo.
+        ("18 Aspinall Street", "18 Aspinall Rtreet", L.JW_HIGH),
+        ("70 Hurry Place, Tintagel", "70 Hurry Nplace, Tintagel", L.JW_HIGH),
+        ("7 Dixon Drive", "7 Dixonddrive", L.JW_HIGH),
+        # ... and a neighbour's mistyped line is still only a neighbour.
+        ("12 Main Street", "14 Main Stret", L.JW_MID),
         # Neighbours are not a near-exact agreement, however close the strings.
         ("12 Main St", "14 Main St", L.JW_MID),
         ("12 Main St", "7 Oak Avenue", L.DISAGREE),

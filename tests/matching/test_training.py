@@ -6,7 +6,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from matching import levels as L
 from matching import training
+from matching.comparators import FieldComparison
+from matching.defaults import DEFAULT_PARAMS
+from matching.em import estimate_m_em
 from matching.models import MatchCandidate, MatchModelVersion
 from matching.services import active_matcher, forget_cached_matcher, matching_disabled
 from patients.demo import generate_demo
@@ -92,3 +96,32 @@ def test_activate_switches_the_active_version_used_by_matching(registry):
     register_patient(data=patient_data(family="Quarshie", given=("Kofi",), mrn="q2"))
     candidate = MatchCandidate.objects.get(patient_a=first)
     assert candidate.model_version == trained
+
+
+def _levels(born: str, email: str, home: str) -> tuple[FieldComparison, ...]:
+    return (
+        FieldComparison(L.FAMILY, L.EXACT),
+        FieldComparison(L.GIVEN, L.EXACT),
+        FieldComparison(L.BIRTH_DATE, born),
+        FieldComparison(L.ADDRESS, home),
+        FieldComparison(L.POSTCODE, home),
+        FieldComparison(L.EMAIL, email),
+    )
+
+
+def test_name_pair_session_does_not_train_email_which_follows_the_name():
+    # Namesakes far apart: john.smith@ and john.smith80@ are "close" because the names
+    # agree, which the name-pair block requires. Counted as evidence, EM takes them
+    # for one person with two birth dates.
+    session = next(s for s in training.SESSIONS if s.block == "name_pair")
+    pairs = (
+        [_levels(L.EXACT, L.EXACT, L.EXACT)] * 200  # the same person
+        + [_levels(L.DISAGREE, L.LOCAL_CLOSE, L.DISAGREE)] * 400  # namesakes
+        + [_levels(L.DISAGREE, L.DISAGREE, L.DISAGREE)] * 400
+    )
+    with_email = tuple(f for f in session.exclude if f != L.EMAIL)
+    fooled = estimate_m_em(pairs, DEFAULT_PARAMS, exclude=with_email).params
+    trained = estimate_m_em(pairs, DEFAULT_PARAMS, exclude=session.exclude).params
+    assert L.EMAIL in session.exclude
+    assert fooled.levels[L.BIRTH_DATE][L.EXACT].m < 0.5
+    assert trained.levels[L.BIRTH_DATE][L.EXACT].m > 0.9

@@ -10,6 +10,7 @@ from patients.codes import LinkType
 from patients.data import AddressData, ContactData, IdentifierData, NameData, PatientData
 from patients.models import Link, Patient
 from patients.services import delete_patient, register_patient
+from search import keys
 from search.blocking import explain_blocks, find_candidates
 from search.indexing import reindex_patient
 from tests.factories import MRN_SYSTEM, patient_data
@@ -94,6 +95,24 @@ def test_reports_which_blocks_found_a_candidate(registry):
     assert "swapped_names" in found(dup("William", ("Okafor",), date(1968, 2, 14)), registry, "william")
 
 
+def test_a_mangled_name_without_birth_date_is_found_at_the_same_address(registry):
+    # A new married name and a nickname, no birth date: only the street and postcode
+    # of the home address are left to meet the original by.
+    probe = replace(
+        dup("Weber", ("Kathy",), None),
+        addresses=(AddressData(line=("1 Main Street",), city="Berlin", postal_code="10115"),),
+    )
+    assert found(probe, registry, "katharina") == ("street_postcode",)
+
+
+def test_street_keys_use_the_street_name_not_its_type_or_unit():
+    assert keys.street_names(["Apt 3, 12 Main St", "Flat 2"]) == ["main"]
+    assert keys.street_names(["Homeless", "No fixed abode", "PO Box 12"]) == []
+    assert keys.street_postcode([(("12 Main St",), "02134"), (("7 Oak Rd",), "")]) == {"ap:MN:02134"}
+    # A mistyped street name keys alike (phonetic), a neighbour's house number too.
+    assert keys.street_postcode([(("14 Mian Street",), "02134")]) == {"ap:MN:02134"}
+
+
 def test_the_same_identifier_finds_the_record(registry):
     probe = replace(dup("Nobody", ("Else",), None), identifiers=(IdentifierData(MRN_SYSTEM, "3"),))
     assert found(probe, registry, "william") == ("identifier",)
@@ -166,7 +185,7 @@ def test_every_block_can_use_an_index(registry):
     plans = explain_blocks(probe)
     assert set(plans) == {
         "identifier", "phone", "email", "family_year", "swapped_names",
-        "date_initial", "name_date", "name_pair", "name_postcode",
+        "date_initial", "name_date", "name_pair", "name_postcode", "street_postcode",
     }  # fmt: skip
     for name, plan in plans.items():
         assert "Seq Scan on search_patientindex" not in plan, f"{name}:\n{plan}"

@@ -16,8 +16,9 @@ class Command(BaseCommand):
     help = (
         "Find likely duplicates among all patients: candidate pairs from the search blocks "
         "(SQL self-joins), scored with the active match model; pairs at 'possible' or above "
-        "open or refresh a MatchCandidate (decided pairs stay decided). Resumable: an "
-        "interrupted pass continues from its checkpoint; --restart starts over."
+        "open or refresh a MatchCandidate (decided pairs stay decided; open ones now scored below "
+        "are closed). Resumable: an interrupted pass continues from its checkpoint; --restart "
+        "starts over."
     )
 
     def add_arguments(self, parser):
@@ -43,12 +44,6 @@ class Command(BaseCommand):
             "--workers", type=int, default=2, help="Scoring processes (default 2; 0 or 1: in this process)."
         )
         parser.add_argument(
-            "--cache-size",
-            type=int,
-            default=batch.DEFAULT_CACHE_SIZE,
-            help=f"Prepared records kept per worker (default {batch.DEFAULT_CACHE_SIZE:,}).",
-        )
-        parser.add_argument(
             "--limit-chunks", type=int, help="Stop after N chunks (the pass stays resumable)."
         )
         parser.add_argument(
@@ -56,7 +51,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        for name in ("window", "chunk_size", "cache_size"):
+        for name in ("window", "chunk_size"):
             if opts[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
         if opts["workers"] < 0 or (opts["limit_chunks"] is not None and opts["limit_chunks"] < 1):
@@ -68,7 +63,6 @@ class Command(BaseCommand):
             window=opts["window"],
             chunk_patients=opts["chunk_size"],
             workers=opts["workers"],
-            cache_size=opts["cache_size"],
             limit_chunks=opts["limit_chunks"],
         )
         progress = self._progress(opts)
@@ -96,7 +90,7 @@ class Command(BaseCommand):
         out(f"Duplicate detection {state}")
         out(
             f"  pairs generated {totals.pairs_generated:,}, scored {totals.pairs_scored:,} "
-            f"in {totals.chunks:,} chunks"
+            f"in {totals.chunks:,} chunks ({totals.rejected_early:,} rejected early by the weight bound)"
         )
         out(f"  {'grade':<15}{'scored':>12}{'opened':>10}{'refreshed':>11}")
         for grade in batch.GRADES:
@@ -105,9 +99,10 @@ class Command(BaseCommand):
             opened = f"{row[1]:>10,}{row[2]:>11,}" if g != "certainly-not" else f"{'-':>10}{'-':>11}"
             out(f"  {g:<15}{row[0]:>12,}{opened}")
         out(f"  decided pairs left as decided: {totals.kept_decided:,}")
+        out(f"  open candidates scored below possible, closed: {totals.closed:,}")
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in totals.seconds.items())
         out(f"  elapsed: this run {seconds:.1f} s; the pass so far: {phases}")
-        out("  (worker_load_and_score is summed over the workers)")
+        out("  (load/prepare_records run alongside pairs_sql; scoring(_cpu) is summed over the workers)")
 
 
 class _Progress:
