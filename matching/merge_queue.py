@@ -47,17 +47,29 @@ def _decide(candidate: MatchCandidate, status: str, actor, reason: str) -> None:
     )
 
 
+def lock_candidates(*patients: Patient) -> None:
+    """Lock every candidate row of these patients in one sweep in key order: the order
+    every writer uses (``matching.services.refresh_candidates_for`` too), taken before any
+    candidate is read or written, so later sweeps of the same transaction find their rows
+    already locked."""
+    rows = MatchCandidate.objects.none()
+    for patient in patients:
+        rows |= MatchCandidate.objects.involving(patient)
+    list(rows.select_for_update().order_by("pk").values_list("pk", flat=True))
+
+
 def settle_for_merge(survivor: Patient, duplicate: Patient, actor, reason: str) -> list[dict]:
     """The pair's candidate becomes merged; the duplicate's other open candidates are
     closed (the survivor is re-matched after, so pairs that now concern it appear)."""
     entries = []
-    pair = MatchCandidate.objects.pair(survivor, duplicate).select_for_update().first()
+    lock_candidates(survivor, duplicate)
+    pair = MatchCandidate.objects.pair(survivor, duplicate).first()
     if pair is not None:
         before = candidate_state(pair)
         _decide(pair, CandidateStatus.MERGED, actor, reason)
         entries.append({"id": pair.pk, "action": "merged", "before": before, "after": candidate_state(pair)})
     note = f"Closed: patient {duplicate.uuid} was merged into {survivor.uuid}."
-    others = MatchCandidate.objects.open().involving(duplicate).select_for_update().order_by("pk")
+    others = MatchCandidate.objects.open().involving(duplicate).order_by("pk")
     for candidate in others:
         before = candidate_state(candidate)
         state = {"status": CandidateStatus.DISMISSED, "decided_by_id": None, "decided_at": timezone.now()}

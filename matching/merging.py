@@ -23,6 +23,7 @@ from patients.codes import LinkType
 from patients.errors import PatientConflict, VersionConflict
 from patients.models import Link, Patient
 from patients.queries import load_patient_data
+from patients.retry import retry_on_conflict
 from patients.signals import patient_changed
 
 Side = Literal["survivor", "duplicate", "both"]
@@ -132,6 +133,7 @@ def _snapshot(*patients: Patient) -> dict[int, dict]:
     return {pk: survivorship.data_json(d) for pk, d in data.items()}
 
 
+@retry_on_conflict
 def merge_patients(
     *,
     survivor: Patient,
@@ -250,6 +252,7 @@ def _choices_json(choices: MergeChoices) -> dict:
     }
 
 
+@retry_on_conflict
 @transaction.atomic
 def unmerge_patients(*, merge: Merge, actor, reason: str) -> Merge:
     """Undo a merge: both patients' business data as before, the duplicate live again.
@@ -265,6 +268,7 @@ def unmerge_patients(*, merge: Merge, actor, reason: str) -> Merge:
     survivor, duplicate = _lock(stored.survivor, stored.duplicate)
     # Locked after the patients, like every merge writer: one order, no deadlock.
     merge = Merge.objects.select_for_update().get(pk=merge.pk)
+    merge_queue.lock_candidates(survivor, duplicate)
     if merge.status != MergeStatus.MERGED:
         raise MergeError(f"This merge was already undone on {merge.unmerged_at:%Y-%m-%d %H:%M}.")
     conflicts = _unmerge_conflicts(merge, survivor, duplicate)
@@ -329,6 +333,7 @@ def _check_restored(merge: Merge, survivor: Patient, duplicate: Patient) -> None
         )
 
 
+@retry_on_conflict
 @transaction.atomic
 def link_patients(*, patient: Patient, other: Patient, actor, reason: str) -> None:
     """Same person, both records kept: ``seealso`` both ways; the pair's candidate -> linked."""
@@ -353,6 +358,7 @@ def link_patients(*, patient: Patient, other: Patient, actor, reason: str) -> No
     merge_queue.mark_linked(patient, other, actor, reason)
 
 
+@retry_on_conflict
 @transaction.atomic
 def unlink_patients(*, patient: Patient, other: Patient, actor, reason: str) -> None:
     """Remove the ``seealso`` links both ways; a linked candidate goes back to the queue."""

@@ -17,15 +17,19 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from audit.services import record as audit_record
 from matching.model import MatchGrade, MatchModel, MatchResult
 from matching.models import CandidateStatus, MatchCandidate, MatchModelVersion, NameFrequency
 from matching.params import MatchParams
 from matching.prepare import family_tf_key, given_tf_key
+from patients.codes import LinkType
 from patients.data import PatientData
-from patients.models import Patient
+from patients.models import Link, Patient
 from patients.queries import load_patient_data
+from patients.retry import retry_on_conflict
 from search.blocking import find_candidates
 
 # Candidates retrieved per probe before scoring; the blocks rank them, so the true
@@ -180,8 +184,8 @@ def match_patient(
     outcomes = []
     for candidate in candidates:
         data = stored.get(candidate.patient_id)
-        if data is None:
-            continue
+        if data is None or candidate.patient_id not in uuids:
+            continue  # deleted since the index was read
         result = model.match(prepared_probe, model.prepare(data), tf=tf)
         if GRADE_RANK[result.grade] >= floor:
             outcomes.append(
@@ -208,6 +212,39 @@ def _save(candidate: MatchCandidate, actor, reason: str) -> None:
     candidate._history_user = actor
     candidate._change_reason = reason
     candidate.save()
+
+
+def close_candidates_on_retired(patient_ids) -> int:
+    """Dismiss open candidates that involve one of these patients and a retired record.
+
+    The backstop for a race no lock order prevents: a write matches against a partner
+    while a merge or delete of that partner is in flight; each transaction sees the
+    other's rows only once committed, so the write may open a pair the merge could not
+    see to close. Both sides call this right after they commit (``on_commit``): whichever
+    commits second sees the other's rows and closes the pair. It takes no lock inside the
+    writing transactions, so it cannot deadlock them.
+    """
+    ids = sorted(set(patient_ids))
+    if not ids:
+        return 0
+    closed = 0
+    with transaction.atomic():
+        stale = (
+            MatchCandidate.objects.open()
+            .filter(Q(patient_a_id__in=ids) | Q(patient_b_id__in=ids))
+            .filter(
+                Q(patient_a__deleted_at__isnull=False)
+                | Q(patient_b__deleted_at__isnull=False)
+                | Exists(Link.all_objects.filter(patient=OuterRef("patient_a"), type=LinkType.REPLACED_BY))
+                | Exists(Link.all_objects.filter(patient=OuterRef("patient_b"), type=LinkType.REPLACED_BY))
+            )
+            .select_for_update(of=("self",))
+            .order_by("pk")
+        )
+        for candidate in stale:
+            close_candidate(candidate, note="Closed: one of the patients was merged away or deleted.")
+            closed += 1
+    return closed
 
 
 def record_candidate(
@@ -270,15 +307,21 @@ def refresh_candidates_for(patient: Patient, *, actor=None, changed: bool = True
     if data is None:
         return []
     outcomes = match_patient(data, limit=CANDIDATE_POOL, min_grade=MatchGrade.POSSIBLE, exclude=patient.pk)
+    partners = [o.patient_id for o in outcomes]
+    transaction.on_commit(lambda: close_candidates_on_retired(partners), robust=True)
+    # Lock this patient's candidate rows in one sweep in key order, then write pairs in
+    # the other patient's key order: every writer (merges settle their candidates the
+    # same way) takes candidate locks in one order, so concurrent writers cannot deadlock.
+    list(MatchCandidate.objects.involving(patient).select_for_update().order_by("pk"))
     touched = []
-    for outcome in outcomes:
+    for outcome in sorted(outcomes, key=lambda o: o.patient_id):
         candidate = record_candidate(
             patient=patient, outcome=outcome, version=version, actor=actor, changed=changed
         )
         if candidate is not None:
             touched.append(candidate)
     still = {o.patient_id for o in outcomes}
-    for stale in MatchCandidate.objects.open().involving(patient).select_for_update():
+    for stale in MatchCandidate.objects.open().involving(patient).order_by("pk"):
         if stale.other(patient) not in still:
             close_candidate(
                 stale, actor=actor, note="Closed by the matcher: no longer a likely match after a change."
@@ -302,10 +345,15 @@ def on_patient_changed(sender, *, patient: Patient, action: str, actor=None, **k
     if action in ("registered", "updated", "restored"):
         refresh_candidates_for(patient, actor=actor, changed=action != "restored")
     elif action == "deleted":
-        for candidate in MatchCandidate.objects.open().involving(patient).select_for_update():
+        for candidate in MatchCandidate.objects.open().involving(patient).select_for_update().order_by("pk"):
             close_candidate(candidate, actor=actor, note="Closed: one of the patients was deleted.")
+    if action in ("deleted", "merged"):
+        # Pairs opened meanwhile by writes this one could not see (close_candidates_on_retired).
+        retired = patient.pk
+        transaction.on_commit(lambda: close_candidates_on_retired([retired]), robust=True)
 
 
+@retry_on_conflict
 @transaction.atomic
 def decide_candidate(*, candidate: MatchCandidate, status: str, actor, reason: str) -> MatchCandidate:
     """Record a steward's decision (not-duplicate, dismissed) on an open or decided pair.
@@ -325,6 +373,13 @@ def decide_candidate(*, candidate: MatchCandidate, status: str, actor, reason: s
     candidate.reason = reason.strip()
     candidate.note = ""
     _save(candidate, actor, reason.strip() or f"Marked {status}")
+    pair = Patient.all_objects.filter(pk__in=[candidate.patient_a_id, candidate.patient_b_id])
+    audit_record(
+        action="decide",
+        patients=pair.values_list("uuid", flat=True),
+        actor=actor,
+        detail={"candidate": str(candidate.pk), "decision": status},
+    )
     return candidate
 
 

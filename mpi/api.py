@@ -20,7 +20,7 @@ import re
 from functools import wraps
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -31,7 +31,9 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from accounts.models import IdempotencyRecord
+from mpi.access import AuditUnavailable
 from patients.errors import IdentifierConflict, PatientConflict, VersionConflict
+from patients.retry import is_retryable, retry_on_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +118,20 @@ class IdempotencyKeyReused(exceptions.APIException):
 
 def _domain_error(exc: PatientConflict) -> Response:
     if isinstance(exc, VersionConflict):
-        body = error(exc.message, code=exc.code, field="version", current_version=exc.current)
+        # A merge names which of its two versions moved (survivor_version, duplicate_version).
+        field = exc.field or "version"
+        body = error(exc.message, code=exc.code, field=field, current_version=exc.current)
         return Response(
             error_body(body), status=status.HTTP_412_PRECONDITION_FAILED, headers={"ETag": etag(exc.current)}
         )
     extra = {"existing_patient": str(exc.existing.uuid)} if isinstance(exc, IdentifierConflict) else {}
+    # Read by name, not by class: the matching app's conflicts (MergeError's list of
+    # reasons, a claim's holder) without mpi importing matching.
+    if getattr(exc, "conflicts", None):
+        extra["conflicts"] = list(exc.conflicts)
+    if getattr(exc, "holder", None) is not None:
+        extra["claimed_by"] = exc.holder.get_username()
+        extra["claimed_until"] = exc.until.isoformat()
     return Response(error_body(error(exc.message, code=exc.code, field=exc.field, **extra)), status=409)
 
 
@@ -136,6 +147,17 @@ def exception_handler(exc, context) -> Response:
     if isinstance(exc, PatientConflict):
         set_rollback()
         return _domain_error(exc)
+    if isinstance(exc, AuditUnavailable):
+        # Every access is audited; one that cannot be, does not happen.
+        logger.error("Audit trail unavailable: the request is refused", exc_info=exc)
+        set_rollback()
+        message = "The access could not be audited, so it was not carried out. Try again later."
+        return Response(error_body(error(message, code="audit-unavailable")), status=503)
+    if isinstance(exc, OperationalError) and is_retryable(exc):
+        # Collided with a concurrent write inside a transaction we could not retry.
+        set_rollback()
+        message = "The request collided with a concurrent change and was not applied; retry it."
+        return Response(error_body(error(message, code="conflict")), status=409, headers={"Retry-After": "1"})
     if isinstance(exc, IntegrityError):
         # A concurrent writer won a race the services could not name (the named ones
         # are PatientConflicts). Logged: it may also be a missing validation.
@@ -265,28 +287,32 @@ def idempotent(handler):
             raise exceptions.ValidationError(
                 {IDEMPOTENCY_HEADER: ["1 to 255 visible ASCII characters, e.g. a UUID."]}, code="invalid"
             )
-        fingerprint = _fingerprint(request)
-        with transaction.atomic():
-            record = _claim(request, key, fingerprint)
-            if record is not None:
-                if record.request_hash != fingerprint or record.status_code is None:
-                    raise IdempotencyKeyReused()
-                headers = {**record.response_headers, "Idempotent-Replayed": "true"}
-                return Response(record.response_body, status=record.status_code, headers=headers)
-            response = handler(view, request, *args, **kwargs)
-            if not 200 <= response.status_code < 300:
-                transaction.set_rollback(True)
-                return response
-            IdempotencyRecord.objects.filter(
-                user=request.user, key=key, method=request.method, path=request.path
-            ).update(
-                status_code=response.status_code,
-                response_body=json.loads(JSONRenderer().render(response.data) or b"null"),
-                response_headers={h: response[h] for h in _REPLAYED_HEADERS if h in response},
-            )
-            return response
+        return _replay_or_run(handler, view, request, key, _fingerprint(request), *args, **kwargs)
 
     return wrapper
+
+
+@retry_on_conflict  # the whole claim-and-run transaction, when it collided with another writer
+def _replay_or_run(handler, view, request, key: str, fingerprint: str, *args, **kwargs):
+    with transaction.atomic():
+        record = _claim(request, key, fingerprint)
+        if record is not None:
+            if record.request_hash != fingerprint or record.status_code is None:
+                raise IdempotencyKeyReused()
+            headers = {**record.response_headers, "Idempotent-Replayed": "true"}
+            return Response(record.response_body, status=record.status_code, headers=headers)
+        response = handler(view, request, *args, **kwargs)
+        if not 200 <= response.status_code < 300:
+            transaction.set_rollback(True)
+            return response
+        IdempotencyRecord.objects.filter(
+            user=request.user, key=key, method=request.method, path=request.path
+        ).update(
+            status_code=response.status_code,
+            response_body=json.loads(JSONRenderer().render(response.data) or b"null"),
+            response_headers={h: response[h] for h in _REPLAYED_HEADERS if h in response},
+        )
+        return response
 
 
 # --- OpenAPI helpers -------------------------------------------------------------------
@@ -298,6 +324,11 @@ class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
     existing_patient = serializers.UUIDField(required=False, help_text="409 identifier-conflict only.")
     current_version = serializers.IntegerField(required=False, help_text="412 version-conflict only.")
+    conflicts = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="409 merge-conflict: every reason."
+    )
+    claimed_by = serializers.CharField(required=False, help_text="409 claimed: who reviews the pair.")
+    claimed_until = serializers.DateTimeField(required=False, help_text="409 claimed: until when.")
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -318,8 +349,9 @@ _ERROR_DESCRIPTIONS = {
     422: "The Idempotency-Key was used before with a different body.",
     428: "The version you last read is required (If-Match header or version field).",
     429: "Too many requests; see Retry-After.",
+    503: "The access could not be audited, so nothing was read or written; retry later.",
 }
-COMMON_ERRORS = (401, 403, 406, 429)
+COMMON_ERRORS = (401, 403, 406, 429, 503)
 BODY_ERRORS = (400, 413, 415)
 
 

@@ -31,10 +31,12 @@ logger = logging.getLogger("mpi.requests")
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^()]*\)")
+_SLASH_OR_END = re.compile(r"\(\?:/\|\$\)")  # "fhir(?:/|$)": the FHIR base with or without a slash
 
 
 def route_template(route: str) -> str:
     """``^patients/(?P<id>[0-9a-f-]+)/$`` -> ``patients/{id}/``: the pattern, not the values."""
+    route = _SLASH_OR_END.sub("/", route)
     return _NAMED_GROUP.sub(r"{\1}", route).replace("^", "").replace("$", "").replace("\\.", ".")
 
 

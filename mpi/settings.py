@@ -52,6 +52,9 @@ INSTALLED_APPS = [
     "matching",
     "fhir_api",
     "accounts",
+    # Last: its patient_changed receiver runs after indexing and matching, so the audit
+    # chain's lock is held only for the end of each write transaction.
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -64,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "mpi.security.SessionTimeoutMiddleware",
+    "audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",

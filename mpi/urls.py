@@ -18,6 +18,8 @@ urlpatterns = [
     path("search/", include("search.urls")),
     # REST API: each app adds its routes under /api/v1/.
     path("api/v1/", include("patients.api.urls")),
+    path("api/v1/", include("search.api.urls")),
+    path("api/v1/", include("matching.api.urls")),
     # The schema and its docs page hold no patient data: not throttled.
     path("api/schema/", SpectacularAPIView.as_view(throttle_classes=[]), name="api-schema"),
     path(
@@ -26,6 +28,8 @@ urlpatterns = [
         name="api-docs",
     ),
     re_path(r"^api/", api_not_found),  # keep last: unknown API paths get a JSON 404
+    # FHIR R4: /fhir and /fhir/<path>, no trailing slashes; unknown paths answer an OperationOutcome.
+    re_path(r"^fhir(?:/|$)", include("fhir_api.urls")),
     # Steward pages: the dashboard (/), /review/, /merges/, /patients/<uuid>/.
     path("", include("matching.urls")),
 ]

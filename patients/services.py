@@ -24,7 +24,8 @@ from patients.data import (
 from patients.errors import IdentifierConflict, PatientStateError, VersionConflict
 from patients.models import Address, Contact, Identifier, Link, Name, Organization, Patient
 from patients.queries import ADDRESS_FIELDS, CONTACT_FIELDS, IDENTIFIER_FIELDS, NAME_FIELDS, load_patient_data
-from patients.signals import patient_changed
+from patients.retry import retry_on_conflict
+from patients.signals import patient_changed, patient_purged
 
 # Child rows compared field by field to decide what an update keeps, changes or removes.
 _NAME_FIELDS = NAME_FIELDS
@@ -280,6 +281,7 @@ def _bump_others(others: set[Patient], actor, reason: str) -> None:
         patient_changed.send(sender=Patient, patient=locked, action="linked", actor=actor)
 
 
+@retry_on_conflict
 @transaction.atomic
 def register_patient(*, data: PatientData, actor=None, reason: str = "") -> Patient:
     """Create a patient with its children. Raises ValidationError or IdentifierConflict."""
@@ -301,6 +303,7 @@ def register_patient(*, data: PatientData, actor=None, reason: str = "") -> Pati
     return patient
 
 
+@retry_on_conflict
 @transaction.atomic
 def update_patient(
     *, patient: Patient, data: PatientData, expected_version: int | None, actor=None, reason: str = ""
@@ -362,6 +365,7 @@ def update_patient(
     return patient
 
 
+@retry_on_conflict
 @transaction.atomic
 def delete_patient(
     *, patient: Patient, actor=None, reason: str = "", expected_version: int | None = None
@@ -393,6 +397,7 @@ def delete_patient(
     return patient
 
 
+@retry_on_conflict
 @transaction.atomic
 def restore_patient(*, patient: Patient, actor=None, reason: str = "") -> Patient:
     """Undo a soft delete, re-claiming the identifiers if nobody took them meanwhile."""
@@ -404,9 +409,19 @@ def restore_patient(*, patient: Patient, actor=None, reason: str = "") -> Patien
     _check_identifiers_free(
         tuple(IdentifierData(system=i.system, value=i.value) for i in identifiers), owner=patient
     )
-    for ident in identifiers:
-        ident.live = True
-        _stamp(ident, actor, reason).save()
+    try:
+        # As in _insert_identifiers: a concurrent writer may claim one after the check.
+        with transaction.atomic():
+            for ident in identifiers:
+                ident.live = True
+                _stamp(ident, actor, reason).save()
+    except IntegrityError as exc:
+        if "uniq_live_identifier" not in str(exc):
+            raise
+        _check_identifiers_free(
+            tuple(IdentifierData(system=i.system, value=i.value) for i in identifiers), owner=patient
+        )
+        raise
     patient.deleted_at = None
     patient.deleted_by = None
     _bump(patient, actor, reason)
@@ -414,6 +429,7 @@ def restore_patient(*, patient: Patient, actor=None, reason: str = "") -> Patien
     return patient
 
 
+@retry_on_conflict
 @transaction.atomic
 def purge_patient(*, patient: Patient, actor, reason: str) -> None:
     """Delete a soft-deleted patient and its rows for good; their history keeps who and why.
@@ -438,6 +454,7 @@ def purge_patient(*, patient: Patient, actor, reason: str) -> None:
                 raise PatientStateError(
                     "Other records (merge history, match candidates, ...) still refer to this patient."
                 ) from exc
+    patient_purged.send(sender=Patient, uuid=patient.uuid, actor=actor, reason=reason)
 
 
 def patient_to_data(patient: Patient) -> PatientData:

@@ -14,3 +14,19 @@ from django.dispatch import Signal
 ACTIONS = ("registered", "updated", "deleted", "restored", "merged", "unmerged", "linked")
 
 patient_changed = Signal()
+
+# Sent by ``purge_patient`` inside its transaction, after the rows are gone (the search
+# index forgot the patient at the soft delete). Arguments: ``uuid`` (the patient's
+# public id), ``actor``, ``reason``. The audit trail records it.
+patient_purged = Signal()
+
+# Sent by ``patients.bulk`` once per batch of *created* patients, inside the writing
+# transaction, after their rows are written (a bulk update goes through
+# ``update_patient`` and sends ``patient_changed`` per patient). Receivers index and
+# match the batch in bulk. Arguments: ``patient_ids`` (list of Patient primary keys),
+# ``data`` (patient id -> the cleaned ``PatientData`` just written, children in the
+# order of their ids), ``actor`` (a User or None), ``match`` (False for an initial
+# load: do not match).
+# A receiver may return a dict of counters (e.g. ``{"duplicates_opened": 3}``) that
+# the importer adds to its summary.
+patients_bulk_created = Signal()

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from mpi.access import note_access
 from mpi.db import reads_from_replica
 from patients.codes import PHONE_SYSTEMS
 from patients.models import Address, Contact, Identifier, Patient
@@ -112,6 +113,7 @@ def search(request):
             form.add_error(None, exc)
     context = {"form": form, "result": result}
     if result is not None:
+        note_access(request, "search", [hit.uuid for hit in result.hits], query=request.GET.urlencode())
         context["rows"] = result_rows(result.hits)
         context["pages"] = _pages(result, kwargs["offset"])
     template = "search/_results.html" if _wants_fragment(request) else "search/search.html"

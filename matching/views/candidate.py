@@ -23,6 +23,7 @@ from matching.services import mark_not_duplicate
 from matching.sidebyside import compare_rows, describe_changes
 from matching.views.common import MERGE, REVIEW, error_text, get_candidate, load_pair
 from matching.views.queue import candidate_url, queue_params, queue_url
+from mpi.access import note_access
 from patients.errors import PatientConflict
 
 FAILED = (PatientConflict, ValidationError)
@@ -30,6 +31,7 @@ FAILED = (PatientConflict, ValidationError)
 
 def _render(request, candidate: MatchCandidate, *, status: int = 200, **forms):
     left, right = load_pair(candidate)
+    note_access(request, "read", [left.uuid, right.uuid], detail={"candidate": str(candidate.pk)})
     params = queue_params(request.GET if request.method == "GET" else request.POST)
     evidence = candidate.evidence or {}
     now = timezone.now()

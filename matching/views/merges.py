@@ -15,6 +15,7 @@ from matching.merging import unmerge_patients
 from matching.models import Merge, MergeStatus
 from matching.sidebyside import describe_changes
 from matching.views.common import MERGE, error_text
+from mpi.access import note_access
 from patients.errors import PatientConflict
 from patients.models import Name
 
@@ -40,11 +41,15 @@ def merge_list(request):
     else:
         status = ""
     page = Paginator(merges.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    shown = [p.uuid for m in page.object_list for p in (m.survivor, m.duplicate)]
+    note_access(request, "search", shown, query=request.GET.urlencode())
     statuses = [("", "All"), *MergeStatus.choices]
     return render(request, "matching/merges.html", {"page": page, "status": status, "statuses": statuses})
 
 
 def _render(request, merge: Merge, form: ReasonForm | None = None, status: int = 200):
+    pair = [merge.survivor.uuid, merge.duplicate.uuid]
+    note_access(request, "read", pair, detail={"merge": str(merge.uuid)})
     context = {"merge": merge, "form": form or ReasonForm(), "changes": describe_changes(merge.changes or {})}
     return render(request, "matching/merge.html", context, status=status)
 

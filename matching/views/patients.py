@@ -12,6 +12,7 @@ from matching.models import MatchCandidate, Merge
 from matching.timeline import patient_timeline
 from matching.views.common import REVIEW, VIEW_PATIENT
 from matching.views.queue import candidate_url
+from mpi.access import note_access
 from patients.codes import LinkType
 from patients.models import Link, Name, Patient
 
@@ -62,6 +63,8 @@ def patient_detail(request, uuid):
         )
         .order_by("-created_at", "-id")
     )
+    shown = [patient.uuid, *(row["other"].uuid for row in candidate_rows)]
+    note_access(request, "read", shown)
     context = {
         "patient": patient,
         "link_sections": [(label, items) for label, items in sections if items],

@@ -27,6 +27,7 @@ from matching.claims import (
 from matching.forms import QUEUE_GRADES, QueueFilterForm
 from matching.models import MatchCandidate
 from matching.views.common import REVIEW, error_text, get_candidate
+from mpi.access import note_access
 from patients.models import Name
 
 PAGE_SIZE = 50
@@ -83,6 +84,8 @@ def queue(request):
     candidates = _with_names(form.filter(open_candidates, request.user).order_by(*queue_order()))
     page = Paginator(candidates, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [{"candidate": c, "url": candidate_url(c, params)} for c in page.object_list]
+    shown = [p.uuid for c in page.object_list for p in (c.patient_a, c.patient_b)]
+    note_access(request, "search", shown, query=request.GET.urlencode())
     context = {
         "form": form,
         "grades": grades,

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
+from mpi.access import note_access
 from patients.admin.actions import confirm_with_reason, purge_selected, restore_selected, soft_delete_selected
 from patients.admin.forms import (
     ERRORS_ATTR,
@@ -204,6 +205,17 @@ class PatientAdmin(SimpleHistoryAdmin):
         actions.pop("delete_selected", None)  # a real delete; purge_selected is the audited one
         return actions
 
+    def _refuse_unpermitted_action(self, request) -> None:
+        """403 for a posted action this user may not run (restore, purge).
+
+        Django's answer would be "No action selected" and a redirect: a refusal that
+        names no reason and that the audit trail would not see as one.
+        """
+        wanted = request.POST.get("action") if request.method == "POST" else None
+        ours = {getattr(action, "__name__", action) for action in self.actions or ()}
+        if wanted in ours and wanted not in self.get_actions(request):
+            raise PermissionDenied(f"Your role does not allow the action '{wanted}' on patients.")
+
     # -- the change form -------------------------------------------------------------
 
     def get_fieldsets(self, request, obj=None):
@@ -236,6 +248,8 @@ class PatientAdmin(SimpleHistoryAdmin):
         return type(form.__name__, (form,), {"service_errors": service_errors_for(request)})
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if object_id is not None and request.method == "GET" and object_id.isdigit():
+            self._note(request, "read", Patient.all_objects.filter(pk=int(object_id)))
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except ServiceRejected as rejected:
@@ -243,6 +257,20 @@ class PatientAdmin(SimpleHistoryAdmin):
             # again with the errors bound to the forms: it re-renders and saves nothing.
             setattr(request, ERRORS_ATTR, rejected.errors)
             return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _note(request, action: str, patients) -> None:
+        """Declare the patients this page shows, for the access audit trail."""
+        note_access(request, action, list(patients.values_list("uuid", flat=True)))
+
+    def changelist_view(self, request, extra_context=None):
+        self._refuse_unpermitted_action(request)
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}) or {}
+        if "cl" in changelist:
+            shown = [p.uuid for p in changelist["cl"].result_list]
+            note_access(request, "search", shown, query=request.GET.urlencode())
+        return response
 
     def save_model(self, request, obj, form, change):
         """Nothing here: save_related hands everything to the services at once."""
@@ -309,6 +337,7 @@ class PatientAdmin(SimpleHistoryAdmin):
             pk = Patient._meta.pk.to_python(unquote(object_id))
         except ValidationError:
             raise Http404("No such patient.") from None
+        self._note(request, "history", Patient.all_objects.filter(pk=pk))
         context = {"child_history": _child_history(pk), **(extra_context or {})}
         return super().history_view(request, object_id, context)
 

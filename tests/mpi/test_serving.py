@@ -117,7 +117,7 @@ def test_a_request_id_that_is_not_a_sane_token_is_replaced(client, request_log):
 def test_route_templates_hide_the_values():
     route = "api/v1/^patients/(?P<id>[0-9a-fA-F]{8}-?[0-9a-fA-F]{4})/history/$"
     assert observability.route_template(route) == "api/v1/patients/{id}/history/"
-    assert observability.route_template("fhir/Patient/<str:id>") == "fhir/Patient/<str:id>"
+    assert observability.route_template("^fhir(?:/|$)Patient/(?P<id>[^/]+)$") == "fhir/Patient/{id}"
 
 
 # --- Statement timeouts ---------------------------------------------------------------------

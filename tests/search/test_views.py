@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from patients.codes import LinkType
 from patients.models import Link, Patient
 from patients.services import register_patient
@@ -42,11 +43,12 @@ def test_url_is_search():
     assert reverse("search:search") == URL
 
 
-def test_anonymous_user_is_sent_to_the_login_page(client):
+def test_anonymous_user_is_sent_to_the_login_page(client, db):
     response = client.get(URL, {"q": "smith"})
 
     assert response.status_code == 302
     assert response.url.startswith("/admin/login/?next=/search/")
+    assert AuditEvent.objects.get().outcome == "denied"  # the refusal is audited
 
 
 def test_user_without_view_permission_is_forbidden(client, outsider):
@@ -255,8 +257,9 @@ def test_query_count_does_not_grow_with_the_results(client, clerk, django_assert
         register_patient(data=patient_data(given=(f"Given{n:02d}",), mrn=f"Q{n}"), actor=clerk)
     client.force_login(clerk)
 
-    # session, user, permissions (2), search (1-3), patients + 3 prefetches.
-    with django_assert_max_num_queries(12):
+    # session, user, permissions (2), search (1-3), patients + 3 prefetches, the audit
+    # record (savepoint, chain lock, insert, release).
+    with django_assert_max_num_queries(16):
         assert len(found(client.get(URL, {"q": "smith"}))) == PAGE_SIZE
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(16):
         assert len(found(client.get(URL, {"q": "smith"}, **HTMX))) == PAGE_SIZE
