@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.conf import settings
@@ -92,7 +93,10 @@ class AuditMiddleware:
             accesses = noted_accesses(request)
             if accesses and response.status_code < 400:
                 try:
-                    with transaction.atomic():
+                    # One access (the usual case) is one INSERT in autocommit: no BEGIN and
+                    # COMMIT round trips on every read. Several are written together.
+                    together = transaction.atomic() if len(accesses) > 1 else contextlib.nullcontext()
+                    with together:
                         for access in accesses:
                             services.record(
                                 action=access.action,

@@ -124,11 +124,11 @@ def record(
 
 
 def _append(event: AuditEvent) -> AuditEvent:
-    # No savepoint: inside a write's transaction a failed audit row fails the write.
-    with transaction.atomic(savepoint=False):
-        event.save(force_insert=True)
-        if not any(callback is _seal_soon for _, callback, _ in connection.run_on_commit):
-            transaction.on_commit(_seal_soon, robust=True)
+    # Inside a write's transaction the row commits or rolls back with it (a failed insert
+    # fails the write); outside one it is a single autocommitted INSERT.
+    event.save(force_insert=True)
+    if not any(callback is _seal_soon for _, callback, _ in connection.run_on_commit):
+        transaction.on_commit(_seal_soon, robust=True)  # at once in autocommit
     return event
 
 
