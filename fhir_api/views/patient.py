@@ -22,6 +22,16 @@ DEFAULT_COUNT = 20
 MAX_COUNT = 100
 
 
+def _write_context(request) -> dict:
+    """What every update takes from the request besides the resource."""
+    return {
+        "user": request.user,
+        "base_url": fhir_base_url(request),
+        "reason": change_reason(request),
+        "if_match": request.headers.get("If-Match"),
+    }
+
+
 def _written(request, outcome: interactions.Outcome):
     """A create's or update's answer, shaped by ``Prefer: return=...``."""
     return fhir_response(prefer_body(outcome, request.headers.get("Prefer")), outcome.status, outcome.headers)
@@ -76,10 +86,7 @@ class PatientTypeView(FhirView):
         outcome = interactions.conditional_update(
             query=query,
             resource=self.resource_body(request),
-            user=request.user,
-            base_url=fhir_base_url(request),
-            reason=change_reason(request),
-            if_match=request.headers.get("If-Match"),
+            **_write_context(request),
         )
         return _written(request, outcome)
 
@@ -98,10 +105,7 @@ class PatientInstanceView(FhirView):
         outcome = interactions.update_patient(
             id=id,
             resource=self.resource_body(request),
-            user=request.user,
-            base_url=fhir_base_url(request),
-            reason=change_reason(request),
-            if_match=request.headers.get("If-Match"),
+            **_write_context(request),
         )
         return _written(request, outcome)
 

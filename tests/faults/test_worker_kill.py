@@ -32,6 +32,7 @@ import pytest
 from django.db.models import Count
 
 from accounts.services import issue_token
+from bench.server import children, free_port
 from matching.models import Merge, MergeStatus
 from matching.services import matching_disabled
 from patients.data import IdentifierData
@@ -39,7 +40,7 @@ from patients.models import Identifier, Patient
 from patients.services import register_patient
 from tests.factories import MRN_SYSTEM, patient_data
 from tests.faults.checks import ROOT, assert_audit_chain_intact, assert_no_integrity_violations
-from tests.mpi.test_serving import _free_port, _wait_for, child_env
+from tests.mpi.test_serving import _wait_for, child_env
 
 KILLS = int(os.environ.get("MPI_FAULT_KILLS", "5"))
 SEED = int(os.environ.get("MPI_FAULT_SEED") or random.SystemRandom().randrange(1_000_000))
@@ -50,23 +51,6 @@ BIN = Path(sys.executable).parent
 
 
 # --- Processes -------------------------------------------------------------------------------
-
-
-def children(pid: int) -> list[int]:
-    """Live child processes of ``pid``, from /proc (no psutil)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue  # exited meanwhile
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == pid and state != "Z":
-            out.append(int(entry))
-    return out
 
 
 def wait_for_workers(master: int, count: int, deadline: float) -> list[int]:
@@ -190,7 +174,7 @@ def test_killing_gunicorn_workers_mid_write_loses_no_acknowledged_write(steward,
     rng = random.Random(SEED)
     _, token = issue_token(user=steward, name="fault test")
     pairs = _patient_pairs(10 + 4 * KILLS)
-    port = _free_port()
+    port = free_port()
     env = child_env(
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="2",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from django.db import connection, connections
 from django.test import override_settings
 from django.urls import reverse
 
+from bench.server import free_port
 from mpi import observability
 from mpi.db import REPLICA, ReplicaRouter, read_alias, replica_reads
 from tests.factories import patient_data
@@ -196,12 +196,6 @@ print("replica used when asked:", connections["replica"].connection is not None)
 # --- gunicorn with our config -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for(url: str, deadline: float) -> None:
     while True:
         try:
@@ -215,7 +209,7 @@ def _wait_for(url: str, deadline: float) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_gunicorn_serves_health_checks_and_json_request_lines(tmp_path):
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "gunicorn.log"
     env = child_env(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", HOME=str(tmp_path))
     env.pop("XDG_RUNTIME_DIR", None)
@@ -249,12 +243,12 @@ def test_gunicorn_serves_health_checks_and_json_request_lines(tmp_path):
 
 
 def test_gunicorn_with_an_unreachable_database_is_alive_but_not_ready(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = child_env(
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="1",
         HOME=str(tmp_path),
-        DATABASE_URL=f"postgres://nobody@127.0.0.1:{_free_port()}/nothing",
+        DATABASE_URL=f"postgres://nobody@127.0.0.1:{free_port()}/nothing",
     )
     server = subprocess.Popen(
         [str(Path(PYTHON).parent / "gunicorn"), "mpi.wsgi:application", "-c", "gunicorn.conf.py"],
