@@ -160,14 +160,16 @@ def seal_pending() -> int:
             cursor.execute(CHAIN_END)
             seq, prev = cursor.fetchone() or (0, GENESIS)
             pending = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:SEAL_BATCH])
+            seals = []
             for event in pending:
                 seq += 1
                 event.prev_hash, event.hash = prev, event.compute_hash(prev)
-                cursor.execute(
-                    "UPDATE audit_auditevent SET seq = %s, prev_hash = %s, hash = %s WHERE id = %s",
-                    [seq, event.prev_hash, event.hash, event.pk],
-                )
+                seals.append([seq, event.prev_hash, event.hash, event.pk])
                 prev = event.hash
+            if seals:  # psycopg pipelines executemany: one round trip, not one per event
+                cursor.executemany(
+                    "UPDATE audit_auditevent SET seq = %s, prev_hash = %s, hash = %s WHERE id = %s", seals
+                )
         sealed += len(pending)
         if len(pending) < SEAL_BATCH:
             return sealed

@@ -31,10 +31,9 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from matching.model import MatchResult
 from matching.models import CandidateStatus, MatchCandidate, MatchModelVersion
-from matching.services import MatchOutcome, record_candidate
+from matching.services import OPENED, MatchOutcome, record_candidate
 from patients.models import Patient
 
-OPENED = "Opened by the matcher"
 RESCORED = "Re-scored by the matcher"
 CLOSED = "Closed by the matcher: the batch scored the pair below possible."
 SCORED_FIELDS = [

@@ -28,10 +28,12 @@ from matching.prepare import family_tf_key, given_tf_key
 from matching.services import (
     CANDIDATE_POOL,
     GRADE_RANK,
+    OPENED,
     MatchOutcome,
     active_matcher,
     close_candidate,
     matching_enabled,
+    new_candidate,
     record_candidate,
     refresh_candidates_for,
 )
@@ -39,8 +41,6 @@ from patients.data import PatientData
 from patients.models import Patient
 from patients.queries import load_patient_data
 from search.blocking import find_candidates
-
-OPENED = "Opened by the matcher"  # the reason record_candidate gives
 
 
 def on_patients_bulk_created(
@@ -149,18 +149,3 @@ def match_new_patients(data: dict[int, PatientData], *, actor=None) -> int:
                 close_candidate(candidate, actor=actor, note=note)
     bulk_create_with_history(fresh, MatchCandidate, default_user=actor, default_change_reason=OPENED)
     return len(fresh) + sum(c.status == CandidateStatus.OPEN for c in opened.values())
-
-
-def new_candidate(*, patient: Patient, outcome: MatchOutcome, version) -> MatchCandidate:
-    """The candidate ``record_candidate`` opens for a pair it has never seen (unsaved)."""
-    low, high = sorted((patient.pk, outcome.patient_id))
-    return MatchCandidate(
-        patient_a_id=low,
-        patient_b_id=high,
-        probability=outcome.probability,
-        weight=outcome.result.weight,
-        grade=outcome.grade,
-        evidence=outcome.evidence_json(swap=patient.pk != low),
-        blocks=list(outcome.blocks),
-        model_version=version,
-    )

@@ -19,6 +19,7 @@ from uuid import UUID
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from audit.services import record as audit_record
 from matching.model import MatchGrade, MatchModel, MatchResult
@@ -28,7 +29,7 @@ from matching.prepare import family_tf_key, given_tf_key
 from patients.codes import LinkType
 from patients.data import PatientData
 from patients.models import Link, Patient
-from patients.queries import load_patient_data
+from patients.queries import load_patient_data, load_patients
 from patients.retry import retry_on_conflict
 from search.blocking import find_candidates
 
@@ -84,12 +85,16 @@ def active_matcher() -> tuple[MatchModelVersion, MatchModel]:
     takes effect at once and a rolled-back one is never used); the parsed model is
     kept per version for a while, since its prior follows the index size.
     """
-    version = MatchModelVersion.objects.filter(active=True).first() or _fallback_version()
+    # Without the parameters: parsing their JSON on every request would cost more than
+    # the query; they are read when the model is (re)built.
+    version = MatchModelVersion.objects.filter(active=True).only("id", "version", "active").first()
+    version = version or _fallback_version()
     key = f"model:{version.pk}:{version.version}"
     cached = _cache.get(key)
     if cached and time.monotonic() - cached[0] < MODEL_TTL_SECONDS:
         return version, cached[1]
-    model = MatchModel(MatchParams.from_dict(version.params), population=_index_population())
+    params = MatchModelVersion.objects.values_list("params", flat=True).get(pk=version.pk)
+    model = MatchModel(MatchParams.from_dict(params), population=_index_population())
     _cache[key] = (time.monotonic(), model)
     return version, model
 
@@ -167,30 +172,29 @@ def match_patient(
     limit: int = 10,
     min_grade: str = MatchGrade.POSSIBLE,
     exclude: int | None = None,
+    matcher: tuple[MatchModelVersion, MatchModel] | None = None,
 ) -> list[MatchOutcome]:
     """Patients that may be the person described by ``probe``, most likely first.
 
     Nothing is written. ``exclude`` leaves out one patient id (the probe's own record).
+    ``matcher``: the ``active_matcher()`` the caller already read (one query less).
     """
     floor = GRADE_RANK[MatchGrade(min_grade)]
-    _, model = active_matcher()
+    _, model = matcher or active_matcher()
     candidates = find_candidates(probe, limit=CANDIDATE_POOL, exclude=exclude)
     if not candidates:
         return []
-    stored = load_patient_data([c.patient_id for c in candidates])
-    uuids = dict(Patient.objects.filter(pk__in=stored).values_list("pk", "uuid"))
+    stored = load_patients([c.patient_id for c in candidates])
     tf = term_frequencies(probe)
     prepared_probe = model.prepare(probe)
     outcomes = []
     for candidate in candidates:
-        data = stored.get(candidate.patient_id)
-        if data is None or candidate.patient_id not in uuids:
+        if candidate.patient_id not in stored:
             continue  # deleted since the index was read
+        uuid, data = stored[candidate.patient_id]
         result = model.match(prepared_probe, model.prepare(data), tf=tf)
         if GRADE_RANK[result.grade] >= floor:
-            outcomes.append(
-                MatchOutcome(candidate.patient_id, uuids[candidate.patient_id], result, candidate.blocks)
-            )
+            outcomes.append(MatchOutcome(candidate.patient_id, uuid, result, candidate.blocks))
     outcomes.sort(key=lambda o: (-o.probability, o.patient_id))
     return outcomes[: max(0, limit)]
 
@@ -227,51 +231,72 @@ def close_candidates_on_retired(patient_ids) -> int:
     ids = sorted(set(patient_ids))
     if not ids:
         return 0
+    stale = (
+        MatchCandidate.objects.open()
+        .filter(Q(patient_a_id__in=ids) | Q(patient_b_id__in=ids))
+        .filter(
+            Q(patient_a__deleted_at__isnull=False)
+            | Q(patient_b__deleted_at__isnull=False)
+            | Exists(Link.all_objects.filter(patient=OuterRef("patient_a"), type=LinkType.REPLACED_BY))
+            | Exists(Link.all_objects.filter(patient=OuterRef("patient_b"), type=LinkType.REPLACED_BY))
+        )
+        .order_by("pk")
+    )
+    if not stale.exists():  # the usual case: one read, no transaction
+        return 0
     closed = 0
     with transaction.atomic():
-        stale = (
-            MatchCandidate.objects.open()
-            .filter(Q(patient_a_id__in=ids) | Q(patient_b_id__in=ids))
-            .filter(
-                Q(patient_a__deleted_at__isnull=False)
-                | Q(patient_b__deleted_at__isnull=False)
-                | Exists(Link.all_objects.filter(patient=OuterRef("patient_a"), type=LinkType.REPLACED_BY))
-                | Exists(Link.all_objects.filter(patient=OuterRef("patient_b"), type=LinkType.REPLACED_BY))
-            )
-            .select_for_update(of=("self",))
-            .order_by("pk")
-        )
-        for candidate in stale:
+        for candidate in stale.select_for_update(of=("self",)):
             close_candidate(candidate, note="Closed: one of the patients was merged away or deleted.")
             closed += 1
     return closed
 
 
+OPENED = "Opened by the matcher"  # the history reason of a pair the matcher opens
+# What a (re-)score sets on a candidate.
+SCORE_FIELDS = ("probability", "weight", "grade", "evidence", "blocks", "model_version")
+
+
+def new_candidate(*, patient: Patient, outcome: MatchOutcome, version) -> MatchCandidate:
+    """The candidate ``record_candidate`` opens for a pair it has never seen (unsaved)."""
+    low, high = sorted((patient.pk, outcome.patient_id))
+    return MatchCandidate(
+        patient_a_id=low,
+        patient_b_id=high,
+        probability=outcome.probability,
+        weight=outcome.result.weight,
+        grade=outcome.grade,
+        evidence=outcome.evidence_json(swap=patient.pk != low),
+        blocks=list(outcome.blocks),
+        model_version=version,
+    )
+
+
 def record_candidate(
-    *, patient: Patient, outcome: MatchOutcome, version: MatchModelVersion, actor=None, changed: bool = True
+    *,
+    patient: Patient,
+    outcome: MatchOutcome,
+    version: MatchModelVersion,
+    actor=None,
+    changed: bool = True,
+    new: bool = False,
 ) -> MatchCandidate | None:
     """Open or refresh the candidate for (patient, outcome's patient).
 
     A decided pair stays decided, unless ``changed`` (this write changed the patient)
     and a compared field's values differ from what the decision saw: then it is
-    re-opened with a note saying which fields changed.
+    re-opened with a note saying which fields changed. ``new``: ``patient`` was
+    registered in this transaction, so the pair cannot exist yet (no lookup first).
     """
-    low, high = sorted((patient.pk, outcome.patient_id))
-    evidence = outcome.evidence_json(swap=patient.pk != low)
-    values = {
-        "probability": outcome.probability,
-        "weight": outcome.result.weight,
-        "grade": outcome.grade,
-        "evidence": evidence,
-        "blocks": list(outcome.blocks),
-        "model_version": version,
-    }
-    existing = MatchCandidate.objects.select_for_update().filter(patient_a_id=low, patient_b_id=high).first()
+    candidate = new_candidate(patient=patient, outcome=outcome, version=version)
+    low, high, evidence = candidate.patient_a_id, candidate.patient_b_id, candidate.evidence
+    values = {f: getattr(candidate, f) for f in SCORE_FIELDS}
+    pair = MatchCandidate.objects.select_for_update().filter(patient_a_id=low, patient_b_id=high)
+    existing = None if new else pair.first()
     if existing is None:
         try:
             with transaction.atomic():
-                candidate = MatchCandidate(patient_a_id=low, patient_b_id=high, **values)
-                _save(candidate, actor, "Opened by the matcher")
+                _save(candidate, actor, OPENED)
                 return candidate
         except IntegrityError:
             # A concurrent write opened the same pair first: refresh theirs.
@@ -296,22 +321,33 @@ def record_candidate(
     return existing
 
 
-def refresh_candidates_for(patient: Patient, *, actor=None, changed: bool = True) -> list[MatchCandidate]:
+def refresh_candidates_for(
+    patient: Patient, *, actor=None, changed: bool = True, new: bool = False
+) -> list[MatchCandidate]:
     """Match a stored patient against the registry and open/refresh its candidates.
 
     Open candidates of this patient that no longer reach ``possible`` are dismissed
-    with a note (by the system, not a person).
+    with a note (by the system, not a person). ``new``: the patient was registered in
+    this transaction, so no candidate row can involve it yet (no other transaction
+    can see it): nothing to lock, refresh or close, only pairs to open.
     """
-    version, _ = active_matcher()
+    matcher = active_matcher()
+    version = matcher[0]
     data = load_patient_data([patient.pk]).get(patient.pk)
     if data is None:
         return []
-    outcomes = match_patient(data, limit=CANDIDATE_POOL, min_grade=MatchGrade.POSSIBLE, exclude=patient.pk)
+    outcomes = match_patient(
+        data, limit=CANDIDATE_POOL, min_grade=MatchGrade.POSSIBLE, exclude=patient.pk, matcher=matcher
+    )
     partners = [o.patient_id for o in outcomes]
     transaction.on_commit(lambda: close_candidates_on_retired(partners), robust=True)
     # Lock this patient's candidate rows in one sweep in key order, then write pairs in
     # the other patient's key order: every writer (merges settle their candidates the
     # same way) takes candidate locks in one order, so concurrent writers cannot deadlock.
+    if new:  # one statement for the pairs and one for their history
+        fresh = [new_candidate(patient=patient, outcome=o, version=version) for o in outcomes]
+        bulk_create_with_history(fresh, MatchCandidate, default_user=actor, default_change_reason=OPENED)
+        return fresh
     list(MatchCandidate.objects.involving(patient).select_for_update().order_by("pk"))
     touched = []
     for outcome in sorted(outcomes, key=lambda o: o.patient_id):
@@ -343,7 +379,7 @@ def on_patient_changed(sender, *, patient: Patient, action: str, actor=None, **k
     if not matching_enabled():
         return
     if action in ("registered", "updated", "restored"):
-        refresh_candidates_for(patient, actor=actor, changed=action != "restored")
+        refresh_candidates_for(patient, actor=actor, changed=action != "restored", new=action == "registered")
     elif action == "deleted":
         for candidate in MatchCandidate.objects.open().involving(patient).select_for_update().order_by("pk"):
             close_candidate(candidate, actor=actor, note="Closed: one of the patients was deleted.")

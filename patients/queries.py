@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import date
 
+from django.db.models import QuerySet
+
+from patients.children import ChildRows
 from patients.codes import LinkType
 from patients.data import AddressData, ContactData, IdentifierData, LinkData, NameData, PatientData
-from patients.models import Address, Contact, Identifier, Link, Name, Patient
+from patients.models import Patient
 
 NAME_FIELDS = ("use", "family", "given", "prefix", "suffix", "text", "period_start", "period_end")
 ADDRESS_FIELDS = (
@@ -18,51 +22,83 @@ CONTACT_FIELDS = ("system", "value", "normalized_value", "use", "rank", "period_
 IDENTIFIER_FIELDS = ("use", "type", "assigner", "period_start", "period_end")
 
 
-def _values(row, fields: tuple[str, ...]) -> dict:
-    return {f: tuple(v) if isinstance(v, list) else v for f, v in ((f, getattr(row, f)) for f in fields)}
+_DATES = frozenset({"period_start", "period_end"})
+
+
+def _values(row: dict, fields: tuple[str, ...]) -> dict:
+    """A child row (``to_jsonb``) as data fields: lists as tuples, dates parsed."""
+    found = {}
+    for f in fields:
+        v = row[f]
+        if isinstance(v, list):
+            v = tuple(v)
+        elif f in _DATES and v is not None:
+            v = date.fromisoformat(v)
+        found[f] = v
+    return found
+
+
+# The children of each patient, in one query with the patients (patients/children.py):
+# the order is part of the contract (the same stored patient always gives the same data).
+_CHILDREN = {
+    "_names": ChildRows("patients_name", 'c."primary" DESC, c.id'),
+    "_identifiers": ChildRows("patients_identifier", "c.id"),
+    "_addresses": ChildRows("patients_address", 'c."primary" DESC, c.id'),
+    "_contacts": ChildRows("patients_contact", "c.id"),
+    "_links": ChildRows(
+        "patients_link",
+        "c.id",
+        row="jsonb_build_object('other', o.uuid, 'type', c.type, 'reason', c.reason)",
+        join="JOIN patients_patient o ON o.id = c.other_id",
+        where=f"AND c.type IN ('{LinkType.REFER.value}', '{LinkType.SEEALSO.value}')",
+    ),
+}
 
 
 def load_patient_data(patient_ids: Iterable[int], *, include_deleted: bool = False) -> dict[int, PatientData]:
-    """``PatientData`` of the given patients in six queries, whatever their number.
+    """``PatientData`` of the given patients in one query, whatever their number.
 
     Children come in a fixed order (primary first, then by id), so the same stored
     patient always gives the same data. Soft-deleted patients are left out unless
     ``include_deleted``.
     """
+    return {pk: data for pk, (_, data) in load_patients(patient_ids, include_deleted=include_deleted).items()}
+
+
+def load_patients(
+    patient_ids: Iterable[int], *, include_deleted: bool = False
+) -> dict[int, tuple[uuid.UUID, PatientData]]:
+    """As ``load_patient_data``, with each patient's uuid (its public id)."""
     ids = list(patient_ids)
-    patients = Patient.all_objects.filter(pk__in=ids).select_related("managing_organization")
+    if not ids:
+        return {}
+    patients = Patient.all_objects.filter(pk__in=ids)
     if not include_deleted:
         patients = patients.filter(deleted_at__isnull=True)
-    patients = {p.pk: p for p in patients}
-    if not patients:
-        return {}
-    names, identifiers, addresses, contacts, links = (defaultdict(list) for _ in range(5))
-    for row in Name.all_objects.filter(patient_id__in=patients).order_by("patient_id", "-primary", "id"):
-        names[row.patient_id].append(NameData(primary=row.primary, **_values(row, NAME_FIELDS)))
-    for row in Identifier.all_objects.filter(patient_id__in=patients).order_by("patient_id", "id"):
-        identifiers[row.patient_id].append(
-            IdentifierData(system=row.system, value=row.value, **_values(row, IDENTIFIER_FIELDS))
-        )
-    for row in Address.all_objects.filter(patient_id__in=patients).order_by("patient_id", "-primary", "id"):
-        addresses[row.patient_id].append(AddressData(primary=row.primary, **_values(row, ADDRESS_FIELDS)))
-    for row in Contact.all_objects.filter(patient_id__in=patients).order_by("patient_id", "id"):
-        contacts[row.patient_id].append(ContactData(**_values(row, CONTACT_FIELDS)))
-    link_rows = (
-        Link.all_objects.filter(patient_id__in=patients, type__in=[LinkType.REFER, LinkType.SEEALSO])
-        .order_by("patient_id", "id")
-        .values_list("patient_id", "other__uuid", "type", "reason")
+    return {p.pk: (p.uuid, data) for p, data in with_data(patients)}
+
+
+def with_data(patients: QuerySet) -> Iterator[tuple[Patient, PatientData]]:
+    """Each patient of the query set with its ``PatientData``, in the same one query."""
+    for p in patients.select_related("managing_organization").annotate(**_CHILDREN):
+        yield p, _data(p)
+
+
+def _data(p: Patient) -> PatientData:
+    return PatientData(
+        **{f: getattr(p, f) for f in PatientData.SCALAR_FIELDS},
+        managing_organization=p.managing_organization.uuid if p.managing_organization_id else None,
+        names=tuple(NameData(primary=row["primary"], **_values(row, NAME_FIELDS)) for row in p._names),
+        identifiers=tuple(
+            IdentifierData(system=row["system"], value=row["value"], **_values(row, IDENTIFIER_FIELDS))
+            for row in p._identifiers
+        ),
+        addresses=tuple(
+            AddressData(primary=row["primary"], **_values(row, ADDRESS_FIELDS)) for row in p._addresses
+        ),
+        contacts=tuple(ContactData(**_values(row, CONTACT_FIELDS)) for row in p._contacts),
+        links=tuple(
+            LinkData(other=uuid.UUID(row["other"]), type=row["type"], reason=row["reason"])
+            for row in p._links
+        ),
     )
-    for patient_id, other, link_type, reason in link_rows:
-        links[patient_id].append(LinkData(other=other, type=link_type, reason=reason))
-    return {
-        pk: PatientData(
-            **{f: getattr(p, f) for f in PatientData.SCALAR_FIELDS},
-            managing_organization=p.managing_organization.uuid if p.managing_organization_id else None,
-            names=tuple(names[pk]),
-            identifiers=tuple(identifiers[pk]),
-            addresses=tuple(addresses[pk]),
-            contacts=tuple(contacts[pk]),
-            links=tuple(links[pk]),
-        )
-        for pk, p in patients.items()
-    }

@@ -7,26 +7,25 @@ benchmark's bulk loader all use it, so every path produces the same rows.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 
 from patients.codes import PHONE_SYSTEMS, ContactSystem, LinkType
 from patients.copyrows import copy_rows
 from patients.data import (
-    AddressData,
     ContactData,
-    IdentifierData,
     NameData,
     PatientData,
     clean_text,
     normalize_email,
     normalize_phone,
 )
-from patients.models import Address, Contact, Identifier, Link, Name, Patient
+from patients.models import Link, Patient
+from patients.queries import with_data
 from search import keys
 from search.models import NameWord, PatientIndex
 from search.normalize import family_tokens, fold, name_words, phone_suffix, phonetic_codes, postcode_key
@@ -120,59 +119,18 @@ def is_merged_away(*, active: bool, replaced_by: bool) -> bool:
 
 
 def load_index_values(patient_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """Index rows of the given live (not soft-deleted) patients, in six queries.
+    """Index rows of the given live (not soft-deleted) patients, in one query.
 
-    Children are read in the order ``patients.services.patient_to_data`` uses, so a
-    row built here equals the row built from registration data.
+    The data is ``patients.queries``' (children in the order ``patient_to_data`` uses),
+    so a row built here equals the row built from registration data.
     """
-    ids = list(patient_ids)
-    patients = {
-        p["id"]: p
-        for p in Patient.all_objects.filter(pk__in=ids, deleted_at__isnull=True).values(
-            "id", "active", "gender", "birth_date"
-        )
-    }
-    if not patients:
-        return {}
-    # values_list, not model instances: the rebuild and check commands read every row.
-    children: dict[type, dict[int, list]] = {}
-    for model, shape, fields, order in (
-        (Name, NameData, ("family", "given", "text", "primary"), ("-primary", "id")),
-        (Identifier, IdentifierData, ("system", "value"), ("id",)),
-        (
-            Address,
-            AddressData,
-            ("line", "city", "state", "postal_code", "text", "primary"),
-            ("-primary", "id"),
-        ),
-        (Contact, ContactData, ("system", "value", "normalized_value"), ("id",)),
-    ):
-        rows = children[shape] = defaultdict(list)
-        queryset = model.all_objects.filter(patient_id__in=patients).order_by("patient_id", *order)
-        for pid, *values in queryset.values_list("patient_id", *fields):
-            rows[pid].append(
-                shape(
-                    **{f: tuple(v) if isinstance(v, list) else v for f, v in zip(fields, values, strict=True)}
-                )
-            )
-    replaced = set(
-        Link.all_objects.filter(patient_id__in=patients, type=LinkType.REPLACED_BY).values_list(
-            "patient_id", flat=True
-        )
+    patients = Patient.all_objects.filter(pk__in=list(patient_ids), deleted_at__isnull=True).annotate(
+        _replaced=Exists(Link.all_objects.filter(patient=OuterRef("pk"), type=LinkType.REPLACED_BY))
     )
-    result = {}
-    for pid, p in patients.items():
-        data = PatientData(
-            names=tuple(children[NameData][pid]),
-            identifiers=tuple(children[IdentifierData][pid]),
-            addresses=tuple(children[AddressData][pid]),
-            contacts=tuple(children[ContactData][pid]),
-            gender=p["gender"],
-            birth_date=p["birth_date"],
-        )
-        merged = is_merged_away(active=p["active"], replaced_by=pid in replaced)
-        result[pid] = index_values(data, merged=merged)
-    return result
+    return {
+        p.pk: index_values(data, merged=is_merged_away(active=p.active, replaced_by=p._replaced))
+        for p, data in with_data(patients)
+    }
 
 
 def write_index_rows(rows: dict[int, dict[str, Any]]) -> None:
@@ -193,7 +151,14 @@ def write_index_rows(rows: dict[int, dict[str, Any]]) -> None:
 
 
 def add_words(words: list[str]) -> None:
-    NameWord.objects.bulk_create([NameWord(word=w) for w in words], ignore_conflicts=True)
+    if not words:
+        return
+    # One statement (bulk_create would wrap it in a transaction: three round trips).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {NameWord._meta.db_table} (word) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            [list(words)],
+        )
 
 
 def refresh_vocabulary() -> int:

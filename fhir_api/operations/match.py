@@ -168,9 +168,9 @@ def run_match(probe: PatientData, request: MatchRequest) -> tuple[list[MatchOutc
     """Candidates for ``probe`` (nothing is written) and the version of the model that scored them."""
     from matching.services import active_matcher, match_patient
 
-    version, _ = active_matcher()
+    matcher = active_matcher()
     grade = MatchGrade.CERTAIN if request.only_certain else MatchGrade.POSSIBLE
-    return match_patient(probe, limit=request.count, min_grade=grade), version.version
+    return match_patient(probe, limit=request.count, min_grade=grade, matcher=matcher), matcher[0].version
 
 
 NO_NAME = "At least one name is required."

@@ -80,9 +80,10 @@ class MatchViewSet(viewsets.GenericViewSet):
         values = dict(serializer.validated_data)
         limit, min_grade = values.pop("limit"), values.pop("min_grade")
         probe = clean_probe(to_patient_data(values))
-        version, _ = active_matcher()
+        matcher = active_matcher()
+        version = matcher[0]
         with replica_reads():
-            outcomes = match_patient(probe, limit=limit, min_grade=min_grade)
+            outcomes = match_patient(probe, limit=limit, min_grade=min_grade, matcher=matcher)
         note_access(request, "match", [o.patient_uuid for o in outcomes], query=request_query(request))
         body = {"model_version": version.version, "results": outcomes}
         return Response(MatchResponseSerializer(body).data)

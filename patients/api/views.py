@@ -30,6 +30,7 @@ from mpi.api import (
     etag,
     idempotent,
     parse_if_match,
+    represent,
 )
 from patients.api.candidates import candidates_for
 from patients.api.filters import PatientFilter
@@ -185,8 +186,11 @@ class PatientViewSet(viewsets.GenericViewSet):
             )
         return patient
 
-    def _respond(self, patient: Patient, *, serializer=PatientSerializer, code=status.HTTP_200_OK, **extra):
-        patient = Patient.all_objects.with_children().get(pk=patient.pk)
+    def _respond(
+        self, patient: Patient, *, serializer=PatientSerializer, code=status.HTTP_200_OK, reload=True, **extra
+    ):
+        if reload:  # after a write: the stored state, children included
+            patient = Patient.all_objects.with_children().get(pk=patient.pk)
         for name, value in extra.items():
             setattr(patient, name, value)
         headers = {"ETag": etag(patient.version)}
@@ -194,18 +198,18 @@ class PatientViewSet(viewsets.GenericViewSet):
             headers["Location"] = self.request.build_absolute_uri(
                 reverse("patient-detail", args=[patient.uuid])
             )
-        return Response(serializer(patient).data, status=code, headers=headers)
+        return Response(represent(serializer, patient), status=code, headers=headers)
 
     def list(self, request):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         note_access(request, "search", [p.uuid for p in page], query=request.META.get("QUERY_STRING", ""))
-        return self.get_paginated_response(PatientSerializer(page, many=True).data)
+        return self.get_paginated_response([represent(PatientSerializer, p) for p in page])
 
     def retrieve(self, request, id=None):
         patient = self.get_object()
         note_access(request, "read", [patient.uuid])
-        return self._respond(patient)
+        return self._respond(patient, reload=False)
 
     @idempotent
     def create(self, request):
