@@ -109,6 +109,10 @@ def _database(url: str) -> dict:
     )
     options = config.setdefault("OPTIONS", {})
     options["options"] = f"{options.get('options', '')} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
+    # Server-side parameters: psycopg prepares a statement it has run 5 times on a
+    # connection, and PostgreSQL then skips planning it (a full-patient read's plan costs
+    # more than running it). Not through a transaction-pooling PgBouncer older than 1.21.
+    options.setdefault("server_side_binding", os.environ.get("DB_SERVER_SIDE_BINDING", "true") == "true")
     return config
 
 
