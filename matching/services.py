@@ -128,11 +128,15 @@ def term_frequencies(probe: PatientData) -> dict[str, dict[str, float]]:
         NameFrequency.Kind.FAMILY: {family_tf_key(n.family) for n in probe.names if n.family},
         NameFrequency.Kind.GIVEN: {given_tf_key(n.given) for n in probe.names if n.given},
     }
-    keys = [*wanted[NameFrequency.Kind.FAMILY], *wanted[NameFrequency.Kind.GIVEN], ""]
+    # By (kind, key), the unique index's order: on key alone PostgreSQL scanned the whole
+    # table (15 ms at a million patients, more than the candidate search).
+    rows = NameFrequency.objects.filter(
+        Q(kind=NameFrequency.Kind.FAMILY, key__in=[*wanted[NameFrequency.Kind.FAMILY], ""])
+        | Q(kind=NameFrequency.Kind.GIVEN, key__in=[*wanted[NameFrequency.Kind.GIVEN], ""])
+    )
     counts: dict[str, dict[str, int]] = {"family": {}, "given": {}}
-    for kind, key, count in NameFrequency.objects.filter(key__in=keys).values_list("kind", "key", "count"):
-        if key == "" or key in wanted[kind]:
-            counts[kind][key] = count
+    for kind, key, count in rows.values_list("kind", "key", "count"):
+        counts[kind][key] = count
     tf: dict[str, dict[str, float]] = {}
     for kind, values in counts.items():
         total = values.pop("", 0)
