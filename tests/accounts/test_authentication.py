@@ -99,3 +99,35 @@ def test_revoking_keeps_the_first_revocation_date(integrator):
     assert revoke_tokens(tokens=ApiToken.objects.all()) == 0
     token.refresh_from_db()
     assert token.revoked_at == earlier
+
+
+def test_permissions_come_with_the_token_and_changes_apply_on_the_next_request(
+    outsider, django_assert_num_queries
+):
+    """The token query brings the user's permissions (direct and through groups): a role
+    granted or taken away counts from the very next request, without a query of its own."""
+    from django.contrib.auth.models import Group, Permission
+
+    _, plain = issue_token(user=outsider, name="lab")
+    header = f"Bearer {plain}"
+    assert get(header).status_code == 403
+    outsider.groups.add(Group.objects.get(name="integrator"))
+    assert get(header).status_code == 200
+    outsider.groups.clear()
+    assert get(header).status_code == 403
+    outsider.user_permissions.add(Permission.objects.get(codename="view_patient"))
+    assert get(header).status_code == 200
+
+
+def test_a_superusers_token_has_every_permission(admin_user):
+    _, plain = issue_token(user=admin_user, name="ops")
+    assert get(f"Bearer {plain}").status_code == 200
+    assert (
+        APIClient()
+        .get(
+            "/api/v1/patients/00000000-0000-0000-0000-000000000000/history/",
+            HTTP_AUTHORIZATION=f"Bearer {plain}",
+        )
+        .status_code
+        == 404
+    )
