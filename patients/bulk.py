@@ -30,7 +30,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from patients.copyrows import insert_with_history
+from patients.copyrows import insert_values_with_history, insert_with_history
 from patients.data import IdentifierData, PatientData, clean_patient_data
 from patients.errors import PatientConflict
 from patients.models import Address, Contact, Identifier, Name, Organization, Patient
@@ -241,7 +241,7 @@ def _create(records: list[_Record], result: BatchResult, *, actor, reason: str, 
         for model, row in child_rows(patient, record.data):
             children[model].append(row)
     for model, rows in children.items():
-        insert_with_history(rows, model, user=actor, reason=reason, when=when)
+        insert_values_with_history(rows, model, user=actor, reason=reason, when=when)
     ids = [p.pk for p in patients]
     result.created_ids.extend(ids)
     result.counts["created"] += len(ids)
@@ -258,17 +258,18 @@ def _create(records: list[_Record], result: BatchResult, *, actor, reason: str, 
 
 
 def child_rows(patient: Patient, data: PatientData):
-    """(model, unsaved row) of every child of a cleaned ``data``, as ``register_patient`` writes them."""
+    """(model, row as ``{attname: value}``) of every child of a cleaned ``data``, as
+    ``register_patient`` writes them (the other fields take their defaults)."""
     for n in data.names:
-        yield Name, Name(patient=patient, primary=n.primary, **_values(n, NAME_FIELDS))
+        yield Name, {"patient_id": patient.pk, "primary": n.primary, **_values(n, NAME_FIELDS)}
     for a in data.addresses:
-        yield Address, Address(patient=patient, primary=a.primary, **_values(a, ADDRESS_FIELDS))
+        yield Address, {"patient_id": patient.pk, "primary": a.primary, **_values(a, ADDRESS_FIELDS)}
     for c in data.contacts:
-        yield Contact, Contact(patient=patient, **_values(c, CONTACT_FIELDS))
+        yield Contact, {"patient_id": patient.pk, **_values(c, CONTACT_FIELDS)}
     for i in data.identifiers:
         yield (
             Identifier,
-            Identifier(patient=patient, system=i.system, value=i.value, **_values(i, IDENTIFIER_FIELDS)),
+            {"patient_id": patient.pk, "system": i.system, "value": i.value, **_values(i, IDENTIFIER_FIELDS)},
         )
 
 

@@ -82,3 +82,39 @@ def insert_with_history(
         ([*(getattr(obj, name) for name in tracked), when, user_id, reason, "+"] for obj in objs),
     )
     return objs
+
+
+def insert_values_with_history(
+    rows: list[dict], model: type[Model], *, user=None, reason: str = "", when: datetime | None = None
+) -> list[int]:
+    """As ``insert_with_history`` for rows given as ``{attname: value}`` (the others take
+    their field's default), without building a model instance per row (~40 µs each,
+    a tenth of an import's CPU); returns the new primary keys in order."""
+    if not rows:
+        return []
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    if _auto_fields(model):
+        raise ValueError(f"{model.__name__} has auto_now fields: use insert_with_history")
+    pk = model._meta.pk
+    ids = allocate_ids(model, len(rows))
+    values = []
+    for row_id, row in zip(ids, rows, strict=True):
+        value = {f.attname: row[f.attname] if f.attname in row else f.get_default() for f in fields}
+        value[pk.attname] = row_id
+        values.append(value)
+    columns = [pk, *fields]
+    copy_rows(
+        model._meta.db_table, [f.column for f in columns], ([v[f.attname] for f in columns] for v in values)
+    )
+    history = model.history.model
+    tracked = [f.attname for f in history.tracked_fields]
+    user_id = user.pk if user is not None else None
+    when = when or timezone.now()
+    history_columns = [history._meta.get_field(name).column for name in tracked]
+    history_columns += ["history_date", "history_user_id", "history_change_reason", "history_type"]
+    copy_rows(
+        history._meta.db_table,
+        history_columns,
+        ([*(v[name] for name in tracked), when, user_id, reason, "+"] for v in values),
+    )
+    return ids
