@@ -40,7 +40,7 @@ from matching.services import (
 from patients.data import PatientData
 from patients.models import Patient
 from patients.queries import load_patient_data
-from search.blocking import find_candidates
+from search.blocking import find_candidates_many
 
 
 def on_patients_bulk_created(
@@ -103,7 +103,7 @@ def match_new_patients(data: dict[int, PatientData], *, actor=None) -> int:
     version, model = active_matcher()
     floor = GRADE_RANK[MatchGrade.POSSIBLE]
     probes = {pid: _stored_order(d) for pid, d in sorted(data.items())}
-    found = {pid: find_candidates(probe, limit=CANDIDATE_POOL, exclude=pid) for pid, probe in probes.items()}
+    found = find_candidates_many(probes, limit=CANDIDATE_POOL)
     wanted = {c.patient_id for candidates in found.values() for c in candidates}
     stored = load_patient_data(wanted)
     uuids = dict(Patient.objects.filter(pk__in=stored).values_list("pk", "uuid"))

@@ -11,7 +11,7 @@ from patients.data import AddressData, ContactData, IdentifierData, NameData, Pa
 from patients.models import Link, Patient
 from patients.services import delete_patient, register_patient
 from search import keys
-from search.blocking import explain_blocks, find_candidates
+from search.blocking import explain_blocks, find_candidates, find_candidates_many
 from search.indexing import reindex_patient
 from tests.factories import MRN_SYSTEM, patient_data
 
@@ -129,6 +129,16 @@ def test_limit_and_exclude(registry):
     assert len(find_candidates(probe, limit=2)) == 2
     ids = [c.patient_id for c in find_candidates(probe, exclude=registry["john"].pk)]
     assert registry["john"].pk not in ids
+
+
+def test_many_probes_in_one_pipeline_find_what_one_at_a_time_finds(registry):
+    from patients.queries import load_patient_data
+
+    stored = load_patient_data(p.pk for p in registry.values())
+    probes = {**stored, -1: PatientData()}  # one probe with nothing to compare
+    found = find_candidates_many(probes, limit=5)
+    assert found == {pid: find_candidates(probe, limit=5, exclude=pid) for pid, probe in probes.items()}
+    assert found[-1] == [] and any(found[pid] for pid in stored)
 
 
 def test_never_returns_deleted_patients(registry, steward):
