@@ -65,21 +65,8 @@ def insert_with_history(
             f.pre_save(obj, add=True)
         obj._state.adding = False
     fields = model._meta.concrete_fields
-    copy_rows(
-        model._meta.db_table,
-        [f.column for f in fields],
-        ([getattr(obj, f.attname) for f in fields] for obj in objs),
-    )
-    history = model.history.model
-    tracked = [f.attname for f in history.tracked_fields]
-    when = when or timezone.now()
-    user_id = user.pk if user is not None else None
-    columns = [history._meta.get_field(name).column for name in tracked]
-    columns += ["history_date", "history_user_id", "history_change_reason", "history_type"]
-    copy_rows(
-        history._meta.db_table,
-        columns,
-        ([*(getattr(obj, name) for name in tracked), when, user_id, reason, "+"] for obj in objs),
+    _copy_with_history(
+        model, [{f.attname: getattr(obj, f.attname) for f in fields} for obj in objs], user, reason, when
     )
     return objs
 
@@ -92,29 +79,36 @@ def insert_values_with_history(
     a tenth of an import's CPU); returns the new primary keys in order."""
     if not rows:
         return []
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     if _auto_fields(model):
         raise ValueError(f"{model.__name__} has auto_now fields: use insert_with_history")
     pk = model._meta.pk
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     ids = allocate_ids(model, len(rows))
     values = []
     for row_id, row in zip(ids, rows, strict=True):
-        value = {f.attname: row[f.attname] if f.attname in row else f.get_default() for f in fields}
-        value[pk.attname] = row_id
+        value = {pk.attname: row_id}
+        value.update((f.attname, row[f.attname] if f.attname in row else f.get_default()) for f in fields)
         values.append(value)
-    columns = [pk, *fields]
+    _copy_with_history(model, values, user=user, reason=reason, when=when)
+    return ids
+
+
+def _copy_with_history(
+    model: type[Model], values: list[dict], user, reason: str, when: datetime | None
+) -> None:
+    """COPY complete rows (``{attname: value}`` of every concrete field) and their history."""
+    fields = model._meta.concrete_fields
     copy_rows(
-        model._meta.db_table, [f.column for f in columns], ([v[f.attname] for f in columns] for v in values)
+        model._meta.db_table, [f.column for f in fields], ([v[f.attname] for f in fields] for v in values)
     )
     history = model.history.model
     tracked = [f.attname for f in history.tracked_fields]
-    user_id = user.pk if user is not None else None
     when = when or timezone.now()
-    history_columns = [history._meta.get_field(name).column for name in tracked]
-    history_columns += ["history_date", "history_user_id", "history_change_reason", "history_type"]
+    user_id = user.pk if user is not None else None
+    columns = [history._meta.get_field(name).column for name in tracked]
+    columns += ["history_date", "history_user_id", "history_change_reason", "history_type"]
     copy_rows(
         history._meta.db_table,
-        history_columns,
+        columns,
         ([*(v[name] for name in tracked), when, user_id, reason, "+"] for v in values),
     )
-    return ids
