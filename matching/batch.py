@@ -9,14 +9,17 @@ The same retrieval and scoring as ``services.match_patient``, turned inside out:
    other one. (With ``workers <= 1`` both run in turn, in this thread's transaction.)
 2. Worker processes, forked once the records are prepared (they share them
    copy-on-write, and never touch the database), score the pairs in chunks of patient
-   ids (``a`` of the pair ``a < b``, ascending): compare the two records, drop the pair
-   when ``prefilter.WeightBound`` proves it ``certainly-not`` (96% of them), score the
-   rest in full with the active model and the whole ``NameFrequency`` table as term
-   frequencies (the numbers ``services.term_frequencies`` gives a probe).
+   ids (``a`` of the pair ``a < b``, ascending): drop the pair as soon as
+   ``prefilter.StagedReject`` proves it ``certainly-not`` from the fields compared so
+   far (95-99% of the pairs, most of them before their addresses are compared), then
+   compare the rest in full and score them with the active model and the whole
+   ``NameFrequency`` table as term frequencies (the numbers
+   ``services.term_frequencies`` gives a probe).
 3. The parent writes each chunk in one transaction (``batch_writes``: bulk writes with
    history; decided pairs stay decided, open ones are re-scored, open ones scored
    below possible are closed), then records the last finished patient id in the
-   checkpoint.
+   checkpoint; with workers, in a thread of its own (``_ChunkWriter``), while the
+   parent reads the next chunks' pairs.
 
 The checkpoint is a small JSON file (default ``var/find_duplicates-<database>.json``),
 written after each chunk's commit and removed when a pass completes. A run that finds
@@ -31,6 +34,7 @@ import gc
 import json
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
@@ -49,7 +53,7 @@ from matching.batch_writes import write_chunk
 from matching.frequencies import frequencies_missing, load_term_frequencies, refresh_name_frequencies
 from matching.model import MatchGrade, MatchModel
 from matching.models import MatchModelVersion
-from matching.prefilter import WeightBound
+from matching.prefilter import StagedReject
 from matching.services import GRADE_RANK, active_matcher
 
 DEFAULT_CHUNK_PATIENTS = 2000
@@ -146,8 +150,8 @@ _state: dict = {}
 
 def score_chunk(pairs: list[tuple[int, int, tuple[str, ...]]]) -> ChunkResult:
     started, cpu = time.perf_counter(), time.process_time()
-    model, tf, records, bound = _state["model"], _state["tf"], _state["records"], _state["bound"]
-    compare, score, below = model.compare, model.score, bound.below_possible
+    model, tf, records = _state["model"], _state["tf"], _state["records"]
+    compare, score, rejects = model.compare, model.score, _state["staged"].rejects
     grades: Counter = Counter()
     found, scored, rejected = [], [], 0
     for a, b, blocks in pairs:
@@ -155,12 +159,11 @@ def score_chunk(pairs: list[tuple[int, int, tuple[str, ...]]]) -> ChunkResult:
         if pa is None or pb is None:
             continue  # deleted (or registered) since the records were prepared
         scored.append((a, b))
-        comparisons = compare(pa, pb)
-        if below(comparisons, tf):
+        if rejects(pa, pb):
             rejected += 1
             grades[_NOT] += 1
             continue
-        result = score(comparisons, tf=tf)
+        result = score(compare(pa, pb), tf=tf)
         grades[result.grade.value] += 1
         if GRADE_RANK[result.grade] >= _FLOOR:
             found.append((a, b, blocks, result))
@@ -289,7 +292,7 @@ def run_batch(
         totals.pairs_generated = totals.pairs_scored + pairs
         if on_pairs is not None:
             on_pairs()
-        _state.update(model=model, tf=tf, records=records, bound=WeightBound(model))
+        _state.update(model=model, tf=tf, records=records, staged=StagedReject(model, tf))
         # Millions of long-lived objects: keep the cyclic garbage collector off them
         # (its passes would take longer than the scoring, and in the workers they
         # would write to every page the records share with this process).
@@ -313,36 +316,80 @@ def run_batch(
     return totals, complete
 
 
-def _score_all(pool, after, total, checkpoint, options, version, totals, progress) -> bool:
-    pending: deque = deque()
-    submitted, exhausted, done = 0, False, 0
-    in_flight = 2 * max(1, options.workers)
-    last = time.perf_counter()
-    while True:
-        while not exhausted and len(pending) < (in_flight if pool else 1):
-            if options.limit_chunks is not None and submitted >= options.limit_chunks:
-                exhausted = True
-                break
-            chunk = pair_sql.pair_chunk(after=after, patients=options.chunk_patients)
-            if not chunk:
-                exhausted = True
-                break
-            after = chunk[-1][0]
-            submitted += 1
-            pending.append(pool.apply_async(score_chunk, (chunk,)) if pool else chunk)
-        if not pending:
-            break
-        item = pending.popleft()
-        if pool:
-            while not item.ready():
-                item.wait(0.5)  # short waits: Ctrl-C reaches this process at once
-            result = item.get()
-        else:
-            result = score_chunk(item)
-        write_started, write_cpu = time.perf_counter(), time.process_time()
-        counts = write_chunk(scored=result.scored, found=result.found, version=version)
+class _ChunkWriter:
+    """Writes the scored chunks in order: the candidates in one transaction, the totals,
+    then the checkpoint (so it never runs ahead of what is committed).
+
+    With worker processes it runs in a thread of its own, with its own connection: the
+    parent thread meanwhile reads the next chunks' pairs (the pair table is a temporary
+    table only its connection sees) and hands them to the workers, where it used to wait
+    for each write first. Started after the workers are forked (a fork copies only the
+    forking thread). Otherwise it writes in the caller's thread and transaction.
+    """
+
+    def __init__(self, *, checkpoint, options, version, totals, progress, total) -> None:
+        self.checkpoint, self.options, self.version, self.totals = checkpoint, options, version, totals
+        self.progress, self.total, self.done = progress, total, 0
+        self.last = time.perf_counter()
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=2)  # chunks scored, not yet written
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="find_duplicates-write", daemon=True)
+        self._thread.start()
+
+    def put(self, result: ChunkResult) -> None:
+        if self._thread is None:
+            self._write(result)
+            return
+        while True:  # short waits: a writer that failed is noticed, and Ctrl-C goes through
+            if self.error is not None:
+                raise self.error
+            try:
+                self._queue.put(result, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait until every chunk handed over is written."""
+        if self._thread is not None:
+            self.put(None)
+            self._thread.join()
+            self._thread = None
+        if self.error is not None:
+            raise self.error
+
+    def abandon(self) -> None:
+        """Stop after the chunk being written (the checkpoint stays at the last commit)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    result = self._queue.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if result is None:
+                    break
+                self._write(result)
+        except BaseException as exc:  # re-raised in the parent thread
+            self.error = exc
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _write(self, result: ChunkResult) -> None:
+        totals = self.totals
+        write_started, write_cpu = time.perf_counter(), time.thread_time()
+        counts = write_chunk(scored=result.scored, found=result.found, version=self.version)
         totals.time("writing", time.perf_counter() - write_started)
-        totals.time("writing_cpu", time.process_time() - write_cpu)
+        totals.time("writing_cpu", time.thread_time() - write_cpu)
         for grade, n in counts.opened.items():
             totals.add(totals.opened, grade, n)
         for grade, n in counts.refreshed.items():
@@ -352,19 +399,60 @@ def _score_all(pool, after, total, checkpoint, options, version, totals, progres
         totals.pairs_scored += len(result.scored)
         totals.rejected_early += result.rejected_early
         totals.chunks += 1
-        # Summed over the workers: compare + bound + full score, without the waits.
+        # Summed over the workers: the staged reject, compare and score, without the waits.
         totals.time("scoring", result.seconds)
         totals.time("scoring_cpu", result.cpu)
         # Added per chunk, so an interrupted run's time is in the checkpoint too.
         now = time.perf_counter()
-        totals.time("scoring_and_writing", now - last)
-        last = now
+        totals.time("scoring_and_writing", now - self.last)
+        self.last = now
         for grade, n in result.grades.items():
             totals.add(totals.scored, grade, n)
-        checkpoint.save(
-            last_patient_id=result.last_a, model_version=version.version, window=options.window, totals=totals
+        self.checkpoint.save(
+            last_patient_id=result.last_a,
+            model_version=self.version.version,
+            window=self.options.window,
+            totals=totals,
         )
-        done += len(result.scored)
-        progress(done, total)
+        self.done += len(result.scored)
+        self.progress(self.done, self.total)
+
+
+def _score_all(pool, after, total, checkpoint, options, version, totals, progress) -> bool:
+    pending: deque = deque()
+    submitted, exhausted = 0, False
+    in_flight = 2 * max(1, options.workers)
+    writer = _ChunkWriter(
+        checkpoint=checkpoint, options=options, version=version, totals=totals, progress=progress, total=total
+    )
+    if pool:
+        writer.start()
+    try:
+        while True:
+            while not exhausted and len(pending) < (in_flight if pool else 1):
+                if options.limit_chunks is not None and submitted >= options.limit_chunks:
+                    exhausted = True
+                    break
+                chunk = pair_sql.pair_chunk(after=after, patients=options.chunk_patients)
+                if not chunk:
+                    exhausted = True
+                    break
+                after = chunk[-1][0]
+                submitted += 1
+                pending.append(pool.apply_async(score_chunk, (chunk,)) if pool else chunk)
+            if not pending:
+                break
+            item = pending.popleft()
+            if pool:
+                while not item.ready():
+                    item.wait(0.5)  # short waits: Ctrl-C reaches this process at once
+                result = item.get()
+            else:
+                result = score_chunk(item)
+            writer.put(result)
+        writer.finish()
+    except BaseException:
+        writer.abandon()
+        raise
     # Complete only when every chunk was taken, not when --limit-chunks stopped it.
     return options.limit_chunks is None or not pair_sql.pair_chunk(after=after, patients=1)

@@ -74,6 +74,7 @@ def prepare_all(
     """Every live patient, prepared, by id; and the seconds spent loading and preparing
     (wall clock, and this thread's CPU time for the preparing, which is all Python)."""
     records: dict[int, PreparedRecord] = {}
+    shared: dict = {}  # each distinct name prepared once, its object shared (see prepare)
     seconds = {"load": 0.0, "prepare": 0.0, "prepare_cpu": 0.0}
     top = Patient.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     for low in range(1, top + 1, step):
@@ -81,7 +82,7 @@ def prepare_all(
         data = load_comparison_data(low, low + step - 1)
         loaded, cpu = time.perf_counter(), time.thread_time()
         for pid, record in data.items():
-            records[pid] = prepare(record)
+            records[pid] = prepare(record, shared=shared)
         seconds["load"] += loaded - started
         seconds["prepare"] += time.perf_counter() - loaded
         seconds["prepare_cpu"] += time.thread_time() - cpu

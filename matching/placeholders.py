@@ -149,12 +149,19 @@ def is_placeholder_full_name(family_key: str, given_key: str) -> bool:
     return (family_key, given_key) in PLACEHOLDER_FULL_NAMES
 
 
+# Every run of consecutive digits (wrapping 9 -> 0) up to 91 long is a stretch of these.
+_ASCENDING = "0123456789" * 10
+_DESCENDING = _ASCENDING[::-1]
+
+
 def _is_run(value: str) -> bool:
     """Three or more of one character, or a run of 5+ consecutive digits (12345, 98765)."""
     if len(value) >= 3 and len(set(value)) == 1:
         return True
     if len(value) < 5 or not value.isdigit():
         return False
+    if value.isascii() and len(value) <= 91:  # the usual case, without a step per digit
+        return value in _ASCENDING or value in _DESCENDING
     steps = {(int(b) - int(a)) % 10 for a, b in pairwise(value)}
     return steps in ({1}, {9})
 

@@ -9,7 +9,7 @@ Pure code: no database.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 
@@ -26,6 +26,10 @@ SURNAME_PARTICLES = frozenset(
     {"de", "del", "della", "der", "den", "di", "da", "das", "do", "dos", "du", "la", "le", "lo"}
     | {"van", "von", "ter", "ten", "bin", "ibn", "al", "el", "y", "e", "mac", "mc", "st", "saint"}
 )
+_fold_once = fold.__wrapped__  # fold without its cache, for values that never repeat
+# One shared empty set: most records have no generation suffix, most addresses no number
+# (each frozenset() is a new 216-byte object, and there are millions of records).
+_EMPTY: frozenset[str] = frozenset()
 GENERATION_SUFFIXES = frozenset({"jr", "junior", "sr", "senior", "ii", "iii", "iv", "v", "2nd", "3rd", "4th"})
 _GENERATION_ALIASES = {"junior": "jr", "senior": "sr", "2nd": "ii", "3rd": "iii", "4th": "iv"}
 # "Smith Jr." typed into the family (or given) field instead of the suffix field.
@@ -162,31 +166,28 @@ class PreparedRecord:
     emails: tuple[PreparedEmail, ...]
     any_email: bool
     identifiers: tuple[PreparedIdentifier, ...]
+    real_identifiers: tuple[PreparedIdentifier, ...]  # the identifiers less placeholders
     multiple_birth_order: int | None
     generations: frozenset[str]
 
 
-def _prepare_family(family: str, given_first: str) -> PreparedFamily | None:
+def _family_of(family: str) -> PreparedFamily | None:
     key = fold(family)
     if not key:
         return None
-    words = tokens(family)
-    parts = frozenset(w for w in words if len(w) >= 3 and w not in SURNAME_PARTICLES)
-    placeholder = placeholders.is_placeholder_family(key) or placeholders.is_placeholder_full_name(
-        key, given_first
-    )
+    parts = frozenset(w for w in tokens(family) if len(w) >= 3 and w not in SURNAME_PARTICLES)
     return PreparedFamily(
         display=family,
         key=key,
         keys=fold_keys(family),
-        parts=parts,
+        parts=parts or _EMPTY,
         metaphone=jellyfish.metaphone(key),
         nysiis=jellyfish.nysiis(key),
-        placeholder=placeholder,
+        placeholder=placeholders.is_placeholder_family(key),
     )
 
 
-def _prepare_given(given: tuple[str, ...], family_key: str) -> PreparedGiven | None:
+def _given_of(given: tuple[str, ...]) -> PreparedGiven | None:
     words = tuple(t for g in given for t in tokens(g))
     if not words:
         return None
@@ -195,9 +196,6 @@ def _prepare_given(given: tuple[str, ...], family_key: str) -> PreparedGiven | N
     # The umlauts-written-out spelling too, so that Jürgen agrees exactly with Juergen.
     words_de = tuple(t for g in given for t in tokens(g, umlauts=True))
     keys = {first, "".join(words), words_de[0], "".join(words_de)}
-    placeholder = placeholders.is_placeholder_given(words) or placeholders.is_placeholder_full_name(
-        family_key, first
-    )
     return PreparedGiven(
         display=" ".join(given),
         first=first,
@@ -205,11 +203,11 @@ def _prepare_given(given: tuple[str, ...], family_key: str) -> PreparedGiven | N
         rest=words[1:],
         related=related,
         canon=canon,
-        placeholder=placeholder,
+        placeholder=placeholders.is_placeholder_given(words),
     )
 
 
-def _prepare_name(name: NameData, generations: set[str]) -> PreparedName | None:
+def _prepare_name(name: NameData, generations: set[str], shared: dict | None) -> PreparedName | None:
     family, given = name.family, tuple(name.given)
     if not family and not given and name.text:
         # Only a free-text name: the last word is taken as the family name.
@@ -223,28 +221,68 @@ def _prepare_name(name: NameData, generations: set[str]) -> PreparedName | None:
         last_given, generation = _split_generation(given[-1])
         given = (*given[:-1], last_given)
         generations.add(generation or "")
-    given_words = tuple(t for g in given for t in tokens(g))
-    pf = _prepare_family(family, given_words[0] if given_words else "")
-    pg = _prepare_given(given, pf.key if pf else "")
+    if shared is None:
+        pf, pg = _family_of(family), _given_of(given)
+    else:
+        pf, pg = _shared(shared, family, _family_of), _shared(shared, given, _given_of)
     if pf is None and pg is None:
         return None
+    # "John Doe": each part a real name, the whole a placeholder.
+    family_key, given_first = (pf.key if pf else ""), (pg.first if pg else "")
+    if (
+        pf is not None
+        and not pf.placeholder
+        and placeholders.is_placeholder_full_name(family_key, given_first)
+    ):
+        pf = replace(pf, placeholder=True)
+    if (
+        pg is not None
+        and not pg.placeholder
+        and placeholders.is_placeholder_full_name(family_key, given_first)
+    ):
+        pg = replace(pg, placeholder=True)
     return PreparedName(family=pf, given=pg)
 
 
-def _prepare_identifier(system: str, type_: str, value: str, use: str) -> PreparedIdentifier:
-    key = fold(value)
-    return PreparedIdentifier(
-        system=system,
-        type=type_,
-        display=value,
-        key=key,
-        old=use == "old",
-        placeholder=placeholders.is_placeholder_number(key),
-    )
+def _prepare_identifiers(record: PatientData) -> tuple[PreparedIdentifier, ...]:
+    prepared = []
+    for i in record.identifiers:
+        # The uncached fold: identifier values are unique, caching them would only push
+        # the names out of fold's cache.
+        if key := _fold_once(i.value):
+            prepared.append(
+                PreparedIdentifier(
+                    system=i.system,
+                    type=i.type,
+                    display=i.value,
+                    key=key,
+                    old=i.use == "old",
+                    placeholder=placeholders.is_placeholder_number(key),
+                )
+            )
+    return tuple(prepared)
 
 
-def prepare(record: PatientData) -> PreparedRecord:
-    """Precompute everything the comparators need from one record."""
+def _shared(shared: dict, value, make):
+    # A family name is a str, a given name a tuple: the two never share a key.
+    try:
+        return shared[value]
+    except KeyError:
+        made = shared[value] = make(value)
+        return made
+
+
+def prepare(record: PatientData, *, shared: dict | None = None) -> PreparedRecord:
+    """Precompute everything the comparators need from one record.
+
+    ``shared``: a dict the caller keeps across many records (batch detection keeps one
+    for a pass). Names repeat (a million patients carry a few hundred thousand distinct
+    family and given names): with it, each distinct name is prepared once and its
+    object shared by every record that carries it, which saves the work and the memory
+    (frozen objects, so sharing is safe; the "John Doe" test, which needs both halves
+    of the name, is applied per record on top). Without it nothing is kept between
+    calls (a web worker's memory does not grow with the names it has seen).
+    """
     generations: set[str] = {
         _GENERATION_ALIASES.get(t, t)
         for n in record.names
@@ -252,7 +290,7 @@ def prepare(record: PatientData) -> PreparedRecord:
         for t in tokens(s)
         if t in GENERATION_SUFFIXES
     }
-    names = tuple(p for p in (_prepare_name(n, generations) for n in record.names) if p is not None)
+    names = tuple(p for p in (_prepare_name(n, generations, shared) for n in record.names) if p is not None)
     generations.discard("")
     postcodes, addresses, cities = [], [], []
     any_postcode = any_address = False
@@ -273,7 +311,8 @@ def prepare(record: PatientData) -> PreparedRecord:
                         sorted_key="".join(sorted(words)),
                         raw_key="".join(t for line in a.line for t in tokens(line)),
                         words=frozenset(words),
-                        numbers=frozenset(w for w in words if any(c.isdigit() for c in w)),
+                        # Tokens are [a-z0-9]+: not all letters means a digit.
+                        numbers=frozenset(w for w in words if not w.isalpha()) or _EMPTY,
                     )
                 )
         if (ck := fold(a.city)) and ck not in placeholders.PLACEHOLDER_WORDS:
@@ -292,9 +331,8 @@ def prepare(record: PatientData) -> PreparedRecord:
                 any_email = True
                 if not placeholders.is_placeholder_email(local, domain):
                     emails.append(PreparedEmail(c.value, local, domain))
-    identifiers = tuple(
-        _prepare_identifier(i.system, i.type, i.value, i.use) for i in record.identifiers if fold(i.value)
-    )
+    identifiers = _prepare_identifiers(record)
+    real_identifiers = tuple(i for i in identifiers if not i.placeholder)
     bd = record.birth_date
     gender = record.gender if record.gender in (Gender.MALE, Gender.FEMALE, Gender.OTHER) else ""
     return PreparedRecord(
@@ -317,6 +355,8 @@ def prepare(record: PatientData) -> PreparedRecord:
         emails=tuple(emails),
         any_email=any_email,
         identifiers=identifiers,
+        # The same tuple when no value is a placeholder (memory: millions of records).
+        real_identifiers=identifiers if len(real_identifiers) == len(identifiers) else real_identifiers,
         multiple_birth_order=record.multiple_birth_order,
-        generations=frozenset(generations),
+        generations=frozenset(generations) if generations else _EMPTY,
     )

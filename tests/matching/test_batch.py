@@ -177,6 +177,46 @@ def test_worker_processes_find_a_typo_duplicate(tmp_path):
     assert "alongside the pair SQL: True" in out.getvalue() and "complete" in out.getvalue()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_write_stops_the_pass_at_the_last_committed_chunk(tmp_path, monkeypatch):
+    """With workers, chunks are written by a thread of their own while the next are read."""
+    people = (("Smith", "John", "Smyth", "Jon"), ("Okafor", "Ada", "Okafor", "Adah"))
+    with matching_disabled():
+        originals = [
+            register_patient(data=patient_data(family=f, given=(g,), mrn=f"7{i}", phone=f"+1 617 555 01{i}0"))
+            for i, (f, g, _, _) in enumerate(people)
+        ]
+        duplicates = [
+            register_patient(data=patient_data(family=f, given=(g,), mrn=f"8{i}", phone=f"+1 617 555 01{i}0"))
+            for i, (_, _, f, g) in enumerate(people)
+        ]
+    planted = {(o.pk, d.pk) for o, d in zip(originals, duplicates, strict=True)}
+    writes = []
+
+    def second_write_fails(**kwargs):
+        writes.append(kwargs["scored"])
+        if len(writes) == 2:
+            raise RuntimeError("the disk is full")
+        return batch_writes.write_chunk(**kwargs)
+
+    monkeypatch.setattr("matching.batch.write_chunk", second_write_fails)
+    checkpoint = tmp_path / "c.json"
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        call_command(
+            "find_duplicates", workers=2, chunk_size=1, checkpoint=str(checkpoint), stdout=StringIO()
+        )
+
+    # The first chunk is committed and checkpointed; nothing after it.
+    assert json.loads(checkpoint.read_text())["last_patient_id"] == originals[0].pk
+    assert _candidate_pairs() == {(originals[0].pk, duplicates[0].pk)}
+
+    monkeypatch.undo()
+    out = StringIO()
+    call_command("find_duplicates", workers=2, chunk_size=1, checkpoint=str(checkpoint), stdout=out)
+    assert "Resuming after patient id" in out.getvalue() and "complete" in out.getvalue()
+    assert _candidate_pairs() == planted
+
+
 def test_an_empty_registry_completes_with_nothing_to_score(tmp_path):
     output = _run(tmp_path)
     assert "0 candidate pairs to score" in output and "complete" in output

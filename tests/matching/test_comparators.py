@@ -403,6 +403,48 @@ def test_real_phone_numbers_are_not_placeholders(digits):
     assert not is_placeholder_phone(digits)
 
 
+@pytest.mark.parametrize(
+    ("value", "placeholder"),
+    [
+        ("12345", True),
+        ("7890123", True),  # runs wrap from 9 to 0
+        ("3210987", True),
+        ("1234", False),  # too short for a run
+        ("12346", False),
+        ("1234567890" * 10, True),  # longer than the run table: checked digit by digit
+        ("1234567890" * 10 + "2", False),
+        ("\u0661\u0662\u0663\u0664\u0665", True),  # Arabic-Indic 12345
+        ("\u0661\u0662\u0663\u0664\u0666", False),
+    ],
+)
+def test_runs_of_consecutive_digits_are_placeholders(value, placeholder):
+    assert is_placeholder_number(value) is placeholder
+
+
+# -- preparing: one object per distinct name ------------------------------------------
+
+
+def test_records_with_the_same_name_share_its_prepared_parts():
+    shared: dict = {}
+    a = prepare(person("Okonkwo", ("Adaeze",)), shared=shared)
+    b = prepare(person("Okonkwo", ("Adaeze",), gender="female"), shared=shared)
+    assert a.families[0] is b.families[0] and a.givens[0] is b.givens[0]
+    assert a == prepare(person("Okonkwo", ("Adaeze",)))  # the same as prepared alone
+
+
+def test_a_placeholder_full_name_does_not_mark_its_shared_parts():
+    shared: dict = {}
+    doe = prepare(person("Doe", ("John",)), shared=shared)
+    assert doe.names[0].family.placeholder and doe.names[0].given.placeholder
+    assert not doe.families and not doe.givens
+    # The same "Doe" and "John" in real names afterwards are not placeholders.
+    mary_doe = prepare(person("Doe", ("Mary",)), shared=shared)
+    john_roe = prepare(person("Roe", ("John",)), shared=shared)
+    assert mary_doe.families[0].key == "doe" and not mary_doe.families[0].placeholder
+    assert john_roe.givens[0].first == "john" and not john_roe.givens[0].placeholder
+    assert prepare(person("Doe", ("John",)), shared=shared) == doe == prepare(person("Doe", ("John",)))
+
+
 # -- multiple birth, generation, the whole comparison ----------------------------------
 
 
