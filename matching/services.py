@@ -283,20 +283,17 @@ def record_candidate(
     version: MatchModelVersion,
     actor=None,
     changed: bool = True,
-    new: bool = False,
 ) -> MatchCandidate | None:
     """Open or refresh the candidate for (patient, outcome's patient).
 
     A decided pair stays decided, unless ``changed`` (this write changed the patient)
     and a compared field's values differ from what the decision saw: then it is
-    re-opened with a note saying which fields changed. ``new``: ``patient`` was
-    registered in this transaction, so the pair cannot exist yet (no lookup first).
+    re-opened with a note saying which fields changed.
     """
     candidate = new_candidate(patient=patient, outcome=outcome, version=version)
     low, high, evidence = candidate.patient_a_id, candidate.patient_b_id, candidate.evidence
     values = {f: getattr(candidate, f) for f in SCORE_FIELDS}
-    pair = MatchCandidate.objects.select_for_update().filter(patient_a_id=low, patient_b_id=high)
-    existing = None if new else pair.first()
+    existing = MatchCandidate.objects.select_for_update().filter(patient_a_id=low, patient_b_id=high).first()
     if existing is None:
         try:
             with transaction.atomic():
@@ -345,16 +342,17 @@ def refresh_candidates_for(
     )
     partners = [o.patient_id for o in outcomes]
     transaction.on_commit(lambda: close_candidates_on_retired(partners), robust=True)
-    # Lock this patient's candidate rows in one sweep in key order, then write pairs in
-    # the other patient's key order: every writer (merges settle their candidates the
-    # same way) takes candidate locks in one order, so concurrent writers cannot deadlock.
+    outcomes = sorted(outcomes, key=lambda o: o.patient_id)
     if new:  # one statement for the pairs and one for their history
         fresh = [new_candidate(patient=patient, outcome=o, version=version) for o in outcomes]
         bulk_create_with_history(fresh, MatchCandidate, default_user=actor, default_change_reason=OPENED)
         return fresh
+    # Lock this patient's candidate rows in one sweep in key order, then write pairs in
+    # the other patient's key order: every writer (merges settle their candidates the
+    # same way) takes candidate locks in one order, so concurrent writers cannot deadlock.
     list(MatchCandidate.objects.involving(patient).select_for_update().order_by("pk"))
     touched = []
-    for outcome in sorted(outcomes, key=lambda o: o.patient_id):
+    for outcome in outcomes:
         candidate = record_candidate(
             patient=patient, outcome=outcome, version=version, actor=actor, changed=changed
         )
