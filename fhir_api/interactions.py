@@ -20,6 +20,7 @@ from fhir_api.history import patient_history
 from fhir_api.mapping import full_url, patient_from_fhir, patient_to_fhir
 from mpi.api import parse_if_match
 from patients import services
+from patients.children import one_with_children
 from patients.codes import MERGE_LINK_TYPES
 from patients.models import Patient
 
@@ -48,7 +49,7 @@ def parse_id(value: str) -> UUID:
 
 def load_patient(id: str, *, allow_deleted: bool = False) -> Patient:
     """The patient with its children; 404 when unknown, 410 when deleted (unless allowed)."""
-    patient = Patient.all_objects.with_children().filter(uuid=parse_id(id)).first()
+    patient = one_with_children(uuid=parse_id(id))
     if patient is None:
         raise FhirError(404, "not-found", f"No Patient/{id}.")
     if patient.deleted_at is not None and not allow_deleted:
@@ -68,7 +69,7 @@ def version_headers(*, version: int, last_modified: datetime, location: str | No
 
 
 def _result(patient: Patient, *, base_url: str, status: int) -> Outcome:
-    patient = Patient.all_objects.with_children().get(pk=patient.pk)
+    patient = one_with_children(pk=patient.pk)
     location = (
         f"{full_url(base_url, patient.uuid)}/_history/{patient.version}" if status in (200, 201) else None
     )

@@ -48,6 +48,7 @@ from patients.api.serializers import (
     to_patient_data,
     validate_patch,
 )
+from patients.children import one_with_children
 from patients.data import clean_text
 from patients.models import Patient
 from patients.services import (
@@ -176,8 +177,10 @@ class PatientViewSet(viewsets.GenericViewSet):
         }.get(self.action, PatientSerializer)
 
     def get_object(self, *, children: bool = True) -> Patient:
-        patients = Patient.all_objects.with_children() if children else Patient.all_objects
-        patient = patients.filter(uuid=self.kwargs["id"]).first()
+        if children:
+            patient = one_with_children(uuid=self.kwargs["id"])
+        else:
+            patient = Patient.all_objects.filter(uuid=self.kwargs["id"]).first()
         if patient is None:
             raise exceptions.NotFound("No patient with this id.")
         if patient.deleted_at is not None and self.action not in ("restore", "history"):
@@ -190,7 +193,7 @@ class PatientViewSet(viewsets.GenericViewSet):
         self, patient: Patient, *, serializer=PatientSerializer, code=status.HTTP_200_OK, reload=True, **extra
     ):
         if reload:  # after a write: the stored state, children included
-            patient = Patient.all_objects.with_children().get(pk=patient.pk)
+            patient = one_with_children(pk=patient.pk)
         for name, value in extra.items():
             setattr(patient, name, value)
         headers = {"ETag": etag(patient.version)}

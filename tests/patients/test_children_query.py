@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from django.test.utils import CaptureQueriesContext
 
 from matching.merging import merge_patients
+from patients.children import one_with_children
 from patients.codes import LinkType
 from patients.data import AddressData, ContactData, IdentifierData, LinkData, NameData
 from patients.models import Address, Contact, Identifier, Link, Name, Patient
@@ -116,6 +117,57 @@ def test_with_children_gives_what_prefetch_related_gave(rich, steward):
     assert [link.type for link in new[patient.pk].links.all()] == [LinkType.SEEALSO, LinkType.REFER]
     assert new[gone.pk].links.all().count() == 0 and not list(new[gone.pk].links.all())
     assert {link.type for link in new[duplicate.pk].links.all()} == {LinkType.REPLACED_BY}
+
+
+def _same_patient(mine, theirs) -> None:
+    assert _fields(mine) == _fields(theirs)
+    for field, value in _fields(mine).items():
+        assert type(value) is type(getattr(theirs, field)), field
+    assert mine.managing_organization == theirs.managing_organization
+    if theirs.managing_organization is not None:
+        assert _fields(mine.managing_organization) == _fields(theirs.managing_organization)
+    for name in CHILDREN:
+        got, want = list(getattr(mine, name).all()), list(getattr(theirs, name).all())
+        assert [_fields(c) for c in got] == [_fields(c) for c in want], name
+        for child, other in zip(got, want, strict=True):
+            assert child.patient is mine
+            assert {f: type(v) for f, v in _fields(child).items()} == {
+                f: type(v) for f, v in _fields(other).items()
+            }, name
+            if name == "links":
+                assert _fields(child.other) == _fields(other.other)
+
+
+def test_one_with_children_is_with_children_in_one_query(rich, steward):
+    """The compiled-once read (REST and FHIR read) gives what the queryset gives."""
+    patient, other, third = rich
+    duplicate = register_patient(data=patient_data(family="Third", mrn="4"), actor=steward)
+    merge_patients(survivor=third, duplicate=duplicate, actor=steward, reason="same person")
+    gone = register_patient(data=patient_data(family="Gone", mrn="5"), actor=steward)
+    delete_patient(patient=gone, actor=steward, reason="test")
+
+    for p in (patient, other, third, duplicate, gone):
+        want = Patient.all_objects.with_children().get(pk=p.pk)
+        with CaptureQueriesContext(connection) as queries:
+            by_uuid = one_with_children(uuid=p.uuid)
+            by_text = one_with_children(uuid=str(p.uuid))
+            by_pk = one_with_children(pk=p.pk)
+            for loaded in (by_uuid, by_text, by_pk):
+                for name in CHILDREN:
+                    list(getattr(loaded, name).all())
+                loaded.managing_organization  # noqa: B018 (select_related: no query)
+        assert len(queries) == 3
+        for loaded in (by_uuid, by_text, by_pk):
+            _same_patient(loaded, want)
+    assert one_with_children(uuid=patient.uuid).managing_organization is not None
+    assert not list(one_with_children(pk=gone.pk).links.all())
+
+
+def test_one_with_children_without_a_patient(db):
+    assert one_with_children(uuid="00000000-0000-0000-0000-000000000001") is None
+    assert one_with_children(pk=0) is None
+    with pytest.raises(TypeError):
+        one_with_children()
 
 
 def test_a_further_filter_on_loaded_children_stays_with_its_patient(rich):
