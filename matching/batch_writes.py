@@ -14,7 +14,7 @@ changes no patient), plus the closing of stale candidates that
   meet may still be one the per-write matcher rightly opened.
 
 Instead of three queries per pair, each chunk reads its existing candidates in one
-locked query and writes with ``bulk_create_with_history`` /
+locked query and writes with ``patients.copyrows.insert_with_history`` (COPY) /
 ``bulk_update_with_history`` (history rows with the same change reasons, no user). A
 concurrent registration may open one of the chunk's pairs between the read and the
 insert; then the chunk's transaction is rolled back and the chunk written again pair
@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_update_with_history
 
 from matching.model import MatchResult
 from matching.models import CandidateStatus, MatchCandidate, MatchModelVersion
 from matching.services import OPENED, MatchOutcome, record_candidate
+from patients.copyrows import insert_with_history
 from patients.models import Patient
 
 RESCORED = "Re-scored by the matcher"
@@ -129,7 +130,7 @@ def _write_bulk(scored, found, version) -> WriteCounts:
             candidate.note, candidate.updated_at = CLOSED, now
             stale.append(candidate)
     if new:
-        bulk_create_with_history(new, MatchCandidate, default_change_reason=OPENED)
+        insert_with_history(new, MatchCandidate, reason=OPENED)
     if rescored:
         bulk_update_with_history(rescored, MatchCandidate, SCORED_FIELDS, default_change_reason=RESCORED)
     if stale:

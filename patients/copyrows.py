@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import DateField, Model
+from django.db.models import DateField, JSONField, Model
 from django.utils import timezone
 
 
@@ -98,6 +98,11 @@ def _copy_with_history(
 ) -> None:
     """COPY complete rows (``{attname: value}`` of every concrete field) and their history."""
     fields = model._meta.concrete_fields
+    # JSON values need their adapter (psycopg copies no bare dict); nothing else does.
+    for f in fields:
+        if isinstance(f, JSONField):
+            for v in values:
+                v[f.attname] = f.get_db_prep_save(v[f.attname], connection)
     copy_rows(
         model._meta.db_table, [f.column for f in fields], ([v[f.attname] for f in fields] for v in values)
     )
