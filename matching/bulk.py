@@ -13,14 +13,14 @@ takes the probes from the data just written instead of reading them back, loads 
 prepares each candidate record once per batch instead of once per probe (the ORM
 reads were three quarters of the per-patient matcher's CPU time in an import,
 docs/import.md), and opens the candidates with patients from before the batch in one
-multi-row INSERT with history (such a pair cannot exist yet: one of them is new).
+COPY with history (such a pair cannot exist yet: one of them is new).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from simple_history.utils import bulk_create_with_history
+from django.db.models import Q
 
 from matching.model import MatchGrade
 from matching.models import CandidateStatus, MatchCandidate, NameFrequency
@@ -37,10 +37,10 @@ from matching.services import (
     record_candidate,
     refresh_candidates_for,
 )
+from patients.copyrows import insert_with_history
 from patients.data import PatientData
 from patients.models import Patient
-from patients.queries import load_patient_data
-from search.blocking import find_candidates_many
+from search.blocking import candidate_records, find_candidates_many
 
 
 def on_patients_bulk_created(
@@ -76,11 +76,16 @@ def batch_term_frequencies(probes: dict[int, PatientData]) -> dict[int, dict[str
         }
         for pid, probe in probes.items()
     }
-    keys = {key for kinds in wanted.values() for keys in kinds.values() for key in keys} | {""}
-    counts = {
-        (kind, key): count
-        for kind, key, count in NameFrequency.objects.filter(key__in=keys).values_list("kind", "key", "count")
+    # By (kind, key), the unique index's order: on key alone PostgreSQL scans the table.
+    keys = {
+        kind: {key for kinds in wanted.values() for key in kinds[kind]} | {""}
+        for kind in (NameFrequency.Kind.FAMILY, NameFrequency.Kind.GIVEN)
     }
+    rows = NameFrequency.objects.filter(
+        Q(kind=NameFrequency.Kind.FAMILY, key__in=keys[NameFrequency.Kind.FAMILY])
+        | Q(kind=NameFrequency.Kind.GIVEN, key__in=keys[NameFrequency.Kind.GIVEN])
+    )
+    counts = {(kind, key): count for kind, key, count in rows.values_list("kind", "key", "count")}
     result = {}
     for pid, kinds in wanted.items():
         tf: dict[str, dict[str, float]] = {}
@@ -105,8 +110,7 @@ def match_new_patients(data: dict[int, PatientData], *, actor=None) -> int:
     probes = {pid: _stored_order(d) for pid, d in sorted(data.items())}
     found = find_candidates_many(probes, limit=CANDIDATE_POOL)
     wanted = {c.patient_id for candidates in found.values() for c in candidates}
-    stored = load_patient_data(wanted)
-    uuids = dict(Patient.objects.filter(pk__in=stored).values_list("pk", "uuid"))
+    records = candidate_records(sorted(wanted))
     prepared = {}
     patients = {p.pk: p for p in Patient.all_objects.filter(pk__in=probes)}
     opened: dict[frozenset, object] = {}
@@ -117,14 +121,13 @@ def match_new_patients(data: dict[int, PatientData], *, actor=None) -> int:
         prepared_probe = model.prepare(probe)
         outcomes = []
         for candidate in found[pid]:
-            other = stored.get(candidate.patient_id)
-            if other is None:
+            if candidate.patient_id not in records:
                 continue
+            other_uuid, other = records[candidate.patient_id]
             if candidate.patient_id not in prepared:
                 prepared[candidate.patient_id] = model.prepare(other)
             result = model.match(prepared_probe, prepared[candidate.patient_id], tf=tf)
             if GRADE_RANK[result.grade] >= floor:
-                other_uuid = uuids[candidate.patient_id]
                 outcomes.append(MatchOutcome(candidate.patient_id, other_uuid, result, candidate.blocks))
         outcomes.sort(key=lambda o: (-o.probability, o.patient_id))
         patient = patients[pid]
@@ -147,5 +150,5 @@ def match_new_patients(data: dict[int, PatientData], *, actor=None) -> int:
             ):
                 note = "Closed by the matcher: no longer a likely match after a change."
                 close_candidate(candidate, actor=actor, note=note)
-    bulk_create_with_history(fresh, MatchCandidate, default_user=actor, default_change_reason=OPENED)
+    insert_with_history(fresh, MatchCandidate, user=actor, reason=OPENED)
     return len(fresh) + sum(c.status == CandidateStatus.OPEN for c in opened.values())

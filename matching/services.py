@@ -29,9 +29,9 @@ from matching.prepare import family_tf_key, given_tf_key
 from patients.codes import LinkType
 from patients.data import PatientData
 from patients.models import Link, Patient
-from patients.queries import load_patient_data, load_patients
+from patients.queries import load_patient_data
 from patients.retry import retry_on_conflict
-from search.blocking import find_candidates
+from search.blocking import candidate_records, find_candidates
 
 # Candidates retrieved per probe before scoring; the blocks rank them, so the true
 # record is near the top when it is there at all.
@@ -86,9 +86,15 @@ def active_matcher() -> tuple[MatchModelVersion, MatchModel]:
     kept per version for a while, since its prior follows the index size.
     """
     # Without the parameters: parsing their JSON on every request would cost more than
-    # the query; they are read when the model is (re)built.
-    version = MatchModelVersion.objects.filter(active=True).only("id", "version", "active").first()
-    version = version or _fallback_version()
+    # the query; they are read when the model is (re)built. Written out, not compiled
+    # by the ORM on every match (one active version: a unique partial index).
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTIVE_VERSION)
+        row = cursor.fetchone()
+    if row is not None:
+        version = MatchModelVersion.from_db(connection.alias, ["id", "version", "active"], [*row, True])
+    else:
+        version = _fallback_version()
     key = f"model:{version.pk}:{version.version}"
     cached = _cache.get(key)
     if cached and time.monotonic() - cached[0] < MODEL_TTL_SECONDS:
@@ -97,6 +103,9 @@ def active_matcher() -> tuple[MatchModelVersion, MatchModel]:
     model = MatchModel(MatchParams.from_dict(params), population=_index_population())
     _cache[key] = (time.monotonic(), model)
     return version, model
+
+
+_ACTIVE_VERSION = f"SELECT id, version FROM {MatchModelVersion._meta.db_table} WHERE active"
 
 
 def _fallback_version() -> MatchModelVersion:
@@ -118,6 +127,13 @@ def forget_cached_matcher() -> None:
     _cache.clear()
 
 
+_FREQUENCIES = (
+    f"SELECT kind, key, count FROM {NameFrequency._meta.db_table}"
+    f" WHERE (kind = '{NameFrequency.Kind.FAMILY.value}' AND key = ANY(%(family)s::text[]))"
+    f" OR (kind = '{NameFrequency.Kind.GIVEN.value}' AND key = ANY(%(given)s::text[]))"
+)
+
+
 def term_frequencies(probe: PatientData) -> dict[str, dict[str, float]]:
     """Relative frequencies of the name keys the probe can agree on exactly.
 
@@ -129,13 +145,19 @@ def term_frequencies(probe: PatientData) -> dict[str, dict[str, float]]:
         NameFrequency.Kind.GIVEN: {given_tf_key(n.given) for n in probe.names if n.given},
     }
     # By (kind, key), the unique index's order: on key alone PostgreSQL scanned the whole
-    # table (15 ms at a million patients, more than the candidate search).
-    rows = NameFrequency.objects.filter(
-        Q(kind=NameFrequency.Kind.FAMILY, key__in=[*wanted[NameFrequency.Kind.FAMILY], ""])
-        | Q(kind=NameFrequency.Kind.GIVEN, key__in=[*wanted[NameFrequency.Kind.GIVEN], ""])
-    )
+    # table (15 ms at a million patients, more than the candidate search). Written out
+    # rather than compiled by the ORM on every match.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FREQUENCIES,
+            {
+                "family": [*wanted[NameFrequency.Kind.FAMILY], ""],
+                "given": [*wanted[NameFrequency.Kind.GIVEN], ""],
+            },
+        )
+        rows = cursor.fetchall()
     counts: dict[str, dict[str, int]] = {"family": {}, "given": {}}
-    for kind, key, count in rows.values_list("kind", "key", "count"):
+    for kind, key, count in rows:
         counts[kind][key] = count
     tf: dict[str, dict[str, float]] = {}
     for kind, values in counts.items():
@@ -188,7 +210,7 @@ def match_patient(
     candidates = find_candidates(probe, limit=CANDIDATE_POOL, exclude=exclude)
     if not candidates:
         return []
-    stored = load_patients([c.patient_id for c in candidates])
+    stored = candidate_records([c.patient_id for c in candidates])
     tf = term_frequencies(probe)
     prepared_probe = model.prepare(probe)
     outcomes = []

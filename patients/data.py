@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from datetime import date, datetime
 from functools import cache
 from uuid import UUID
@@ -338,3 +338,68 @@ def clean_patient_data(data: PatientData, *, today: date | None = None) -> Patie
         deceased=deceased,
         multiple_birth=multiple_birth,
     )
+
+
+# --- A compact JSON form (the search index keeps one per patient for the matcher) ------
+
+_CHILD_SHAPES = {
+    "names": NameData,
+    "identifiers": IdentifierData,
+    "addresses": AddressData,
+    "contacts": ContactData,
+}
+_DEFAULTS = {shape: {f.name: f for f in fields(shape)} for shape in (*_CHILD_SHAPES.values(), PatientData)}
+
+
+def _json_value(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, date):  # a datetime is a date too
+        return value.isoformat()
+    return value
+
+
+def _compact(obj) -> dict:
+    """The fields of a data object that differ from their defaults, as JSON values."""
+    return {
+        name: _json_value(getattr(obj, name))
+        for name, f in _DEFAULTS[type(obj)].items()
+        if f.default is MISSING or getattr(obj, name) != f.default
+    }
+
+
+def data_to_json(data: PatientData) -> dict:
+    """``data`` without its links and managing organization, as plain JSON values
+    (``data_from_json`` reads it back). Defaults are left out: the form is stored once
+    per patient."""
+    found = _compact(replace(data, links=(), managing_organization=None))
+    for name in _CHILD_SHAPES:
+        if name in found:
+            found[name] = [_compact(child) for child in getattr(data, name)]
+    return found
+
+
+_DATES = frozenset({"period_start", "period_end", "birth_date"})
+
+
+def _from_json_values(values: dict) -> dict:
+    found = {}
+    for name, value in values.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        elif name in _DATES and value is not None:
+            value = date.fromisoformat(value)
+        elif name == "deceased_at" and value is not None:
+            value = datetime.fromisoformat(value)
+        found[name] = value
+    return found
+
+
+def data_from_json(values: dict) -> PatientData:
+    """The ``PatientData`` that ``data_to_json`` wrote (with no links and no managing organization)."""
+    children = {
+        name: tuple(shape(**_from_json_values(child)) for child in values.get(name, ()))
+        for name, shape in _CHILD_SHAPES.items()
+    }
+    scalars = {k: v for k, v in values.items() if k not in _CHILD_SHAPES}
+    return PatientData(**children, **_from_json_values(scalars))

@@ -25,14 +25,17 @@ birth years, swapped given/family names, mistyped birth dates.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from patients.data import PatientData, clean_patient_data
+from patients.data import PatientData, clean_patient_data, data_from_json
+from patients.queries import load_patients
 from search import keys
 from search.indexing import index_values, street_addresses
 from search.normalize import birth_date_variants, family_tokens, name_words
@@ -212,6 +215,35 @@ def _query(probe: PatientData, *, limit: int, exclude: int | list[int] | None) -
     return _statement(
         blocks, values["name_text"], cleaned.birth_date, limit=max(1, int(limit)), exclude=excluded
     )
+
+
+def candidate_records(patient_ids: list[int]) -> dict[int, tuple[UUID, PatientData]]:
+    """(uuid, data) of candidates to score, from their index rows' ``match_data``.
+
+    One table and one row per candidate, rows the candidate query has just read,
+    instead of each candidate's five child tables (at a million patients that read was
+    half of ``match_patient``). Rows written before the column existed are read from
+    the patient tables, as ``patients.queries.load_patients`` gives them. A patient
+    deleted since the candidates were found has no row and is left out.
+    """
+    if not patient_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.patient_id, p.uuid, i.match_data FROM search_patientindex i"
+            " JOIN patients_patient p ON p.id = i.patient_id WHERE i.patient_id = ANY(%s)",
+            [list(patient_ids)],
+        )
+        rows = cursor.fetchall()
+    found, unfilled = {}, []
+    for pid, uuid, values in rows:
+        if values is None:
+            unfilled.append(pid)
+        else:
+            found[pid] = (uuid, data_from_json(json.loads(values) if isinstance(values, str) else values))
+    if unfilled:
+        found.update(load_patients(unfilled))
+    return found
 
 
 def _candidates(rows) -> list[Candidate]:

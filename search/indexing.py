@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
+from psycopg.types.json import Jsonb
 
 from patients.codes import PHONE_SYSTEMS, ContactSystem, LinkType
 from patients.copyrows import copy_rows
@@ -21,6 +22,7 @@ from patients.data import (
     NameData,
     PatientData,
     clean_text,
+    data_to_json,
     normalize_email,
     normalize_phone,
 )
@@ -35,7 +37,7 @@ INDEX_FIELDS = (
     "merged", "display_name", "name_text", "family_names", "given_names", "phonetic_keys",
     "block_keys", "birth_date", "birth_year", "gender", "postcodes", "cities", "phones",
     "phone_suffixes", "emails", "identifier_keys", "identifier_values", "keyword_text",
-    "address_text",
+    "address_text", "match_data",
 )  # fmt: skip
 
 
@@ -106,7 +108,13 @@ def index_values(data: PatientData, *, merged: bool = False) -> dict[str, Any]:
         "identifier_values": identifier_values,
         "keyword_text": " ".join([*identifier_values, *([f"y{year}"] if year else [])]),
         "address_text": " ".join(w for w in address_words if w),
+        "match_data": data_to_json(_in_stored_order(data)),
     }
+
+
+def copy_values(values: dict[str, Any]) -> list:
+    """An index row's ``INDEX_FIELDS`` as COPY takes them (the JSON column adapted)."""
+    return [Jsonb(values[f]) if f == "match_data" else values[f] for f in INDEX_FIELDS]
 
 
 def street_addresses(data: PatientData) -> list[tuple[tuple[str, ...], str]]:
@@ -214,7 +222,7 @@ def index_new_patients(data: dict[int, PatientData]) -> None:
     copy_rows(
         PatientIndex._meta.db_table,
         ["patient_id", *INDEX_FIELDS],
-        ([pid, *(values[f] for f in INDEX_FIELDS)] for pid, values in rows.items()),
+        ([pid, *copy_values(values)] for pid, values in rows.items()),
     )
     words = sorted({w for values in rows.values() for w in values["name_text"].split()})
     transaction.on_commit(lambda: add_words(words))

@@ -50,6 +50,11 @@ class PatientIndex(models.Model):
     # ("y1980"), so a name and a birth year meet in one tsvector lookup.
     keyword_text = models.TextField(blank=True)
     address_text = models.TextField(blank=True)
+    # What the matcher compares (patients.data.data_to_json): scoring a probe's
+    # candidates reads these rows, which the candidate query has just visited, instead
+    # of five child tables per candidate. Null only for rows written before it existed
+    # (``rebuild_search_index`` fills them; the matcher reads those patients' tables).
+    match_data = models.JSONField(null=True, blank=True)
     search_vector = models.GeneratedField(
         expression=SearchVector("name_text", weight="A", config="simple")
         + SearchVector("keyword_text", weight="A", config="simple")

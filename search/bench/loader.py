@@ -8,11 +8,13 @@ the rows the normal write path would produce (``check_search_index`` agrees).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
+from queue import Empty
 
 from django.db import connection, connections, transaction
 
@@ -182,6 +184,7 @@ _FORMAT: dict[type, Callable] = {
     date: date.isoformat,
     datetime: datetime.isoformat,
     uuid.UUID: str,
+    dict: lambda v: json.dumps(v, separators=(",", ":")).translate(_COPY_ESCAPES),  # jsonb
 }
 
 
@@ -227,8 +230,14 @@ def _copy_all(
     try:
         while running:
             started = time.perf_counter()
-            item = queue.get()
-            waited += time.perf_counter() - started
+            try:
+                item = queue.get(timeout=1)
+            except Empty:  # a generator that died would never send its end mark
+                if any(p.exitcode for p in producers):
+                    raise RuntimeError("A data generator process failed.") from None
+                continue
+            finally:
+                waited += time.perf_counter() - started
             if item is None:
                 running -= 1
                 continue
