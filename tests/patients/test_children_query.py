@@ -83,14 +83,20 @@ def rich(clerk):
     return patient, other, third
 
 
-def test_with_children_gives_what_prefetch_related_gave(rich, steward):
+@pytest.fixture
+def merged_and_deleted(rich, steward):
+    """``rich`` plus a merged-away duplicate of ``third`` and a deleted patient: a merge
+    adds replaced-by / replaces links; a deletion hides a patient's links."""
     patient, other, third = rich
-    # A merge adds replaced-by / replaces links; a deletion hides a patient's links.
     duplicate = register_patient(data=patient_data(family="Third", mrn="4"), actor=steward)
     merge_patients(survivor=third, duplicate=duplicate, actor=steward, reason="same person")
     gone = register_patient(data=patient_data(family="Gone", mrn="5"), actor=steward)
     delete_patient(patient=gone, actor=steward, reason="test")
+    return patient, other, third, duplicate, gone
 
+
+def test_with_children_gives_what_prefetch_related_gave(merged_and_deleted):
+    patient, other, third, duplicate, gone = merged_and_deleted
     ids = [patient.pk, other.pk, third.pk, duplicate.pk, gone.pk]
     old = {p.pk: p for p in _prefetched().filter(pk__in=ids)}
     with CaptureQueriesContext(connection) as queries:
@@ -138,15 +144,10 @@ def _same_patient(mine, theirs) -> None:
                 assert _fields(child.other) == _fields(other.other)
 
 
-def test_one_with_children_is_with_children_in_one_query(rich, steward):
+def test_one_with_children_is_with_children_in_one_query(merged_and_deleted):
     """The compiled-once read (REST and FHIR read) gives what the queryset gives."""
-    patient, other, third = rich
-    duplicate = register_patient(data=patient_data(family="Third", mrn="4"), actor=steward)
-    merge_patients(survivor=third, duplicate=duplicate, actor=steward, reason="same person")
-    gone = register_patient(data=patient_data(family="Gone", mrn="5"), actor=steward)
-    delete_patient(patient=gone, actor=steward, reason="test")
-
-    for p in (patient, other, third, duplicate, gone):
+    patient, *_, gone = merged_and_deleted
+    for p in merged_and_deleted:
         want = Patient.all_objects.with_children().get(pk=p.pk)
         with CaptureQueriesContext(connection) as queries:
             by_uuid = one_with_children(uuid=p.uuid)
