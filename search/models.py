@@ -14,6 +14,19 @@ from django.db import models
 
 from patients.models import Patient
 
+# Every GIN index keeps its pending list (new entries not yet merged into the index
+# proper, which every lookup scans in full) under this many kB instead of PostgreSQL's
+# 4 MB: registrations arrive one by one, and autovacuum merges the lists only after
+# inserts of a fifth of the table. At a million patients, a thousand registrations'
+# pending entries made candidate retrieval ~5x slower (~16 ms instead of ~3 ms a probe:
+# docs/bench.md). The inserting backend merges a full list; imports merge after each
+# batch (``search.indexing.merge_gin_pending_lists``).
+GIN_PENDING_LIST_KB = 64
+
+
+def _gin(field: str, *, name: str, **options) -> GinIndex:
+    return GinIndex(fields=[field], name=name, gin_pending_list_limit=GIN_PENDING_LIST_KB, **options)
+
 
 def _texts():
     return ArrayField(models.TextField(), default=list, blank=True)
@@ -66,16 +79,16 @@ class PatientIndex(models.Model):
     class Meta:
         verbose_name = "patient search index row"
         indexes = [
-            GinIndex(fields=["name_text"], opclasses=["gin_trgm_ops"], name="search_name_trgm"),
-            GinIndex(fields=["search_vector"], name="search_vector_gin"),
-            GinIndex(fields=["phonetic_keys"], name="search_phonetic_gin"),
-            GinIndex(fields=["block_keys"], name="search_block_keys_gin"),
-            GinIndex(fields=["identifier_keys"], name="search_identifier_keys_gin"),
-            GinIndex(fields=["identifier_values"], name="search_identifier_values_gin"),
-            GinIndex(fields=["phones"], name="search_phones_gin"),
-            GinIndex(fields=["phone_suffixes"], name="search_phone_suffixes_gin"),
-            GinIndex(fields=["emails"], name="search_emails_gin"),
-            GinIndex(fields=["postcodes"], name="search_postcodes_gin"),
+            _gin("name_text", name="search_name_trgm", opclasses=["gin_trgm_ops"]),
+            _gin("search_vector", name="search_vector_gin"),
+            _gin("phonetic_keys", name="search_phonetic_gin"),
+            _gin("block_keys", name="search_block_keys_gin"),
+            _gin("identifier_keys", name="search_identifier_keys_gin"),
+            _gin("identifier_values", name="search_identifier_values_gin"),
+            _gin("phones", name="search_phones_gin"),
+            _gin("phone_suffixes", name="search_phone_suffixes_gin"),
+            _gin("emails", name="search_emails_gin"),
+            _gin("postcodes", name="search_postcodes_gin"),
             # Covering, so the birth-date block of candidate retrieval scores its
             # rows by name similarity from the index alone (index-only scan).
             models.Index(
@@ -97,7 +110,7 @@ class NameWord(models.Model):
     word = models.TextField(primary_key=True)
 
     class Meta:
-        indexes = [GinIndex(fields=["word"], opclasses=["gin_trgm_ops"], name="search_nameword_trgm")]
+        indexes = [_gin("word", name="search_nameword_trgm", opclasses=["gin_trgm_ops"])]
 
     def __str__(self) -> str:
         return self.word

@@ -200,3 +200,21 @@ def test_every_block_can_use_an_index(registry):
     for name, plan in plans.items():
         assert "Seq Scan on search_patientindex" not in plan, f"{name}:\n{plan}"
         assert "search_patientindex" in plan and "Index" in plan, f"{name}:\n{plan}"
+
+
+@pytest.mark.django_db
+def test_every_gin_index_keeps_a_short_pending_list():
+    """Lookups scan a GIN index's whole pending list: with PostgreSQL's 4 MB default, a
+    trickle of registrations made candidate retrieval several times slower (docs/bench.md)."""
+    from search.models import GIN_PENDING_LIST_KB
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.reloptions FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_am a ON a.oid = c.relam JOIN pg_class t ON t.oid = i.indrelid"
+            " WHERE a.amname = 'gin' AND t.relname IN ('search_patientindex', 'search_nameword')"
+        )
+        found = dict(cursor.fetchall())
+    assert len(found) == 11
+    limit = f"gin_pending_list_limit={GIN_PENDING_LIST_KB}"
+    assert all(limit in (options or []) for options in found.values()), found
