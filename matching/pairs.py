@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cache
 
 from django.db import connection
 
@@ -194,6 +195,13 @@ def build_pairs(*, window: int = DEFAULT_WINDOW, after: int = 0) -> PairStats:
 
 
 def block_names(ids) -> tuple[str, ...]:
+    return _block_names(tuple(ids))
+
+
+@cache
+def _block_names(ids: tuple[int, ...]) -> tuple[str, ...]:
+    # A few dozen combinations name ten million pairs at 1M: worked out once each, and
+    # the pairs share their tuples (pickle then sends each combination once a chunk).
     return tuple(sorted(BLOCKS[i - 1] for i in set(ids)))
 
 
