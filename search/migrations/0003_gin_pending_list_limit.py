@@ -6,32 +6,13 @@ from django.db import migrations
 
 # A storage parameter only: set in place (instant, no index rebuild), while the
 # migration state records the indexes as the model now declares them.
-SET_LIMIT = """
-ALTER INDEX search_nameword_trgm SET (gin_pending_list_limit = 64);
-ALTER INDEX search_name_trgm SET (gin_pending_list_limit = 64);
-ALTER INDEX search_vector_gin SET (gin_pending_list_limit = 64);
-ALTER INDEX search_phonetic_gin SET (gin_pending_list_limit = 64);
-ALTER INDEX search_block_keys_gin SET (gin_pending_list_limit = 64);
-ALTER INDEX search_identifier_keys_gin SET (gin_pending_list_limit = 64);
-ALTER INDEX search_identifier_values_gin SET (gin_pending_list_limit = 64);
-ALTER INDEX search_phones_gin SET (gin_pending_list_limit = 64);
-ALTER INDEX search_phone_suffixes_gin SET (gin_pending_list_limit = 64);
-ALTER INDEX search_emails_gin SET (gin_pending_list_limit = 64);
-ALTER INDEX search_postcodes_gin SET (gin_pending_list_limit = 64)
-"""
-RESET_LIMIT = """
-ALTER INDEX search_nameword_trgm RESET (gin_pending_list_limit);
-ALTER INDEX search_name_trgm RESET (gin_pending_list_limit);
-ALTER INDEX search_vector_gin RESET (gin_pending_list_limit);
-ALTER INDEX search_phonetic_gin RESET (gin_pending_list_limit);
-ALTER INDEX search_block_keys_gin RESET (gin_pending_list_limit);
-ALTER INDEX search_identifier_keys_gin RESET (gin_pending_list_limit);
-ALTER INDEX search_identifier_values_gin RESET (gin_pending_list_limit);
-ALTER INDEX search_phones_gin RESET (gin_pending_list_limit);
-ALTER INDEX search_phone_suffixes_gin RESET (gin_pending_list_limit);
-ALTER INDEX search_emails_gin RESET (gin_pending_list_limit);
-ALTER INDEX search_postcodes_gin RESET (gin_pending_list_limit)
-"""
+GIN_INDEXES = [
+    "search_nameword_trgm", "search_name_trgm", "search_vector_gin", "search_phonetic_gin",
+    "search_block_keys_gin", "search_identifier_keys_gin", "search_identifier_values_gin",
+    "search_phones_gin", "search_phone_suffixes_gin", "search_emails_gin", "search_postcodes_gin",
+]
+SET_LIMIT = [f"ALTER INDEX {name} SET (gin_pending_list_limit = 64)" for name in GIN_INDEXES]
+RESET_LIMIT = [f"ALTER INDEX {name} RESET (gin_pending_list_limit)" for name in GIN_INDEXES]
 
 
 class Migration(migrations.Migration):
