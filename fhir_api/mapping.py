@@ -265,16 +265,16 @@ def patient_to_fhir(patient, *, base_url: str = "") -> dict:
 
 
 def patients_to_fhir(patients: Iterable, *, base_url: str = "") -> list[dict]:
-    """Patient resources for many patients in a fixed number of queries (six), in the given order.
+    """Patient resources for many patients in one query, in the given order.
 
-    ``patients`` are Patient instances (or primary keys); their children are loaded in one
-    ``with_children()`` query set whatever their number.
+    ``patients`` are Patient instances (or primary keys); they are read again with their
+    children (``patients.children.many_with_children``) whatever their number.
     """
-    from patients.models import Patient
+    from patients.children import many_with_children
 
     items = list(patients)
     pks = [p if isinstance(p, int) else p.pk for p in items]
-    loaded = {p.pk: p for p in Patient.all_objects.with_children().filter(pk__in=pks)}
+    loaded = many_with_children(pks)
     return [patient_to_fhir(loaded[pk], base_url=base_url) for pk in pks if pk in loaded]
 
 

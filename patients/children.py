@@ -149,8 +149,10 @@ class _OneStatement:
         queryset = Patient.all_objects.using(alias).with_children().filter(**{field: sentinel})
         compiler = queryset.query.get_compiler(using=alias)
         self.sql, params = compiler.as_sql()
-        if tuple(params) != (sentinel,):  # the statement must take the key and nothing else
-            raise RuntimeError(f"Unexpected parameters in the one-patient statement: {params!r}")
+        if tuple(params) != (sentinel,) or not self.sql.endswith(" = %s"):
+            # The statement must end on the key's condition and take nothing else.
+            raise RuntimeError(f"Unexpected one-patient statement: {self.sql[-80:]!r} {params!r}")
+        self.many_sql = self.sql[: -len(" = %s")] + " = ANY(%s)"
         klass_info = compiler.klass_info
         patient_columns = klass_info["select_fields"]
         self.patient_slice = slice(patient_columns[0], patient_columns[-1] + 1)
@@ -165,14 +167,21 @@ class _OneStatement:
         self.alias = alias
 
     def fetch(self, value):
-        from patients.models import Organization, Patient
-
         connection = connections[self.alias]
         with connection.cursor() as cursor:
             cursor.execute(self.sql, [value])
             row = cursor.fetchone()
-        if row is None:
-            return None
+        return None if row is None else self._patient(row, connection)
+
+    def fetch_many(self, values: list) -> list:
+        connection = connections[self.alias]
+        with connection.cursor() as cursor:
+            cursor.execute(self.many_sql, [values])
+            return [self._patient(row, connection) for row in cursor.fetchall()]
+
+    def _patient(self, row, connection):
+        from patients.models import Organization, Patient
+
         row = list(row)
         for position, (converters, expression) in self.converters.items():
             for convert in converters:
@@ -194,19 +203,28 @@ class _OneStatement:
 _one_statements: dict[tuple[str, str], _OneStatement] = {}
 
 
-def one_with_children(*, uuid: UUID | str | None = None, pk: int | None = None):
-    """The patient with this ``uuid`` (or ``pk``), deleted or not, with its children as
-    ``Patient.all_objects.with_children()`` gives them; None when there is none."""
+def _statement(field: str) -> _OneStatement:
     from patients.models import Patient
 
-    if uuid is not None:
-        field, value = "uuid", uuid if isinstance(uuid, UUID) else UUID(str(uuid))
-    elif pk is not None:
-        field, value = "pk", int(pk)
-    else:
-        raise TypeError("one_with_children() needs a uuid or a pk")
     alias = router.db_for_read(Patient)
     key = (field, alias)
     if key not in _one_statements:
         _one_statements[key] = _OneStatement(field, alias)
-    return _one_statements[key].fetch(value)
+    return _one_statements[key]
+
+
+def one_with_children(*, uuid: UUID | str | None = None, pk: int | None = None):
+    """The patient with this ``uuid`` (or ``pk``), deleted or not, with its children as
+    ``Patient.all_objects.with_children()`` gives them; None when there is none."""
+    if uuid is not None:
+        return _statement("uuid").fetch(uuid if isinstance(uuid, UUID) else UUID(str(uuid)))
+    if pk is not None:
+        return _statement("pk").fetch(int(pk))
+    raise TypeError("one_with_children() needs a uuid or a pk")
+
+
+def many_with_children(pks) -> dict:
+    """``{pk: patient}`` of these patients, deleted or not, as ``one_with_children`` gives
+    each, in one query (a missing pk is left out)."""
+    pks = [int(pk) for pk in pks]
+    return {p.pk: p for p in _statement("pk").fetch_many(pks)} if pks else {}

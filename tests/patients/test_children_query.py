@@ -10,7 +10,7 @@ from django.db.models import Prefetch
 from django.test.utils import CaptureQueriesContext
 
 from matching.merging import merge_patients
-from patients.children import one_with_children
+from patients.children import many_with_children, one_with_children
 from patients.codes import LinkType
 from patients.data import AddressData, ContactData, IdentifierData, LinkData, NameData
 from patients.models import Address, Contact, Identifier, Link, Name, Patient
@@ -162,6 +162,21 @@ def test_one_with_children_is_with_children_in_one_query(merged_and_deleted):
             _same_patient(loaded, want)
     assert one_with_children(uuid=patient.uuid).managing_organization is not None
     assert not list(one_with_children(pk=gone.pk).links.all())
+
+
+def test_many_with_children_is_with_children_in_one_query(merged_and_deleted):
+    pks = [p.pk for p in merged_and_deleted]
+    want = {p.pk: p for p in Patient.all_objects.with_children().filter(pk__in=pks)}
+    with CaptureQueriesContext(connection) as queries:
+        got = many_with_children([*pks, 0])  # an unknown pk is left out
+        for p in got.values():
+            for name in CHILDREN:
+                list(getattr(p, name).all())
+    assert len(queries) == 1
+    assert got.keys() == want.keys()
+    for pk, p in got.items():
+        _same_patient(p, want[pk])
+    assert many_with_children([]) == {}
 
 
 def test_one_with_children_without_a_patient(db):
