@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from django.db.models import Q
-
 from matching.model import MatchGrade
 from matching.models import CandidateStatus, MatchCandidate, NameFrequency
 from matching.prepare import family_tf_key, given_tf_key
@@ -32,6 +30,7 @@ from matching.services import (
     MatchOutcome,
     active_matcher,
     close_candidate,
+    frequency_counts,
     matching_enabled,
     new_candidate,
     record_candidate,
@@ -76,16 +75,10 @@ def batch_term_frequencies(probes: dict[int, PatientData]) -> dict[int, dict[str
         }
         for pid, probe in probes.items()
     }
-    # By (kind, key), the unique index's order: on key alone PostgreSQL scans the table.
-    keys = {
-        kind: {key for kinds in wanted.values() for key in kinds[kind]} | {""}
-        for kind in (NameFrequency.Kind.FAMILY, NameFrequency.Kind.GIVEN)
-    }
-    rows = NameFrequency.objects.filter(
-        Q(kind=NameFrequency.Kind.FAMILY, key__in=keys[NameFrequency.Kind.FAMILY])
-        | Q(kind=NameFrequency.Kind.GIVEN, key__in=keys[NameFrequency.Kind.GIVEN])
+    counts = frequency_counts(
+        family={key for kinds in wanted.values() for key in kinds[NameFrequency.Kind.FAMILY]},
+        given={key for kinds in wanted.values() for key in kinds[NameFrequency.Kind.GIVEN]},
     )
-    counts = {(kind, key): count for kind, key, count in rows.values_list("kind", "key", "count")}
     result = {}
     for pid, kinds in wanted.items():
         tf: dict[str, dict[str, float]] = {}

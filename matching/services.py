@@ -134,6 +134,16 @@ _FREQUENCIES = (
 )
 
 
+def frequency_counts(*, family, given) -> dict[tuple[str, str], int]:
+    """``{(kind, key): count}`` of these family and given name keys, plus each kind's
+    total (key ``""``). By (kind, key), the unique index's order: on key alone
+    PostgreSQL scanned the whole table (15 ms at a million patients, more than the
+    candidate search). Written out rather than compiled by the ORM on every match."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FREQUENCIES, {"family": [*family, ""], "given": [*given, ""]})
+        return {(kind, key): count for kind, key, count in cursor.fetchall()}
+
+
 def term_frequencies(probe: PatientData) -> dict[str, dict[str, float]]:
     """Relative frequencies of the name keys the probe can agree on exactly.
 
@@ -144,20 +154,10 @@ def term_frequencies(probe: PatientData) -> dict[str, dict[str, float]]:
         NameFrequency.Kind.FAMILY: {family_tf_key(n.family) for n in probe.names if n.family},
         NameFrequency.Kind.GIVEN: {given_tf_key(n.given) for n in probe.names if n.given},
     }
-    # By (kind, key), the unique index's order: on key alone PostgreSQL scanned the whole
-    # table (15 ms at a million patients, more than the candidate search). Written out
-    # rather than compiled by the ORM on every match.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _FREQUENCIES,
-            {
-                "family": [*wanted[NameFrequency.Kind.FAMILY], ""],
-                "given": [*wanted[NameFrequency.Kind.GIVEN], ""],
-            },
-        )
-        rows = cursor.fetchall()
     counts: dict[str, dict[str, int]] = {"family": {}, "given": {}}
-    for kind, key, count in rows:
+    for (kind, key), count in frequency_counts(
+        family=wanted[NameFrequency.Kind.FAMILY], given=wanted[NameFrequency.Kind.GIVEN]
+    ).items():
         counts[kind][key] = count
     tf: dict[str, dict[str, float]] = {}
     for kind, values in counts.items():
