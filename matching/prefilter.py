@@ -32,6 +32,7 @@ it too; that test is the tripwire. Pure code: no database.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping
 
@@ -181,3 +182,20 @@ class StagedReject:
         if ceiling < floor and probability_from_weight(ceiling) < possible:
             return True
         return self.bound.rejects_weight(total + address[C.level_address(pa, pb)])
+
+
+def staged_reject_for(model: MatchModel, tf: TermFrequencies | None) -> StagedReject:
+    """A ``StagedReject`` for one probe's term frequencies (``match_patient``).
+
+    Building one costs ~140 µs; what it builds depends on the model and on which fields
+    ``tf`` covers, not on their values. So one is kept per model and field set, and a
+    probe gets a shallow copy carrying its own ``tf`` (a few µs).
+    """
+    shape = frozenset(tf) if tf else frozenset()
+    kept = model.__dict__.setdefault("_staged_rejects", {})
+    template = kept.get(shape)
+    if template is None:
+        template = kept[shape] = StagedReject(model, tf)
+    staged = copy.copy(template)
+    staged.tf = tf
+    return staged

@@ -222,7 +222,7 @@ def _prepare_name(name: NameData, generations: set[str], shared: dict | None) ->
         given = (*given[:-1], last_given)
         generations.add(generation or "")
     if shared is None:
-        pf, pg = _family_of(family), _given_of(given)
+        pf, pg = _recent_family(family), _recent_given(given)
     else:
         pf, pg = _shared(shared, family, _family_of), _shared(shared, given, _given_of)
     if pf is None and pg is None:
@@ -263,6 +263,14 @@ def _prepare_identifiers(record: PatientData) -> tuple[PreparedIdentifier, ...]:
     return tuple(prepared)
 
 
+# Without a ``shared`` dict (a web worker scoring ~50 candidates a match), the most
+# recently prepared names are kept, a bounded number: names repeat across probes (the
+# common ones in every block), and preparing one is most of ``prepare``'s time.
+RECENT_NAMES = 8192
+_recent_family = lru_cache(maxsize=RECENT_NAMES)(_family_of)
+_recent_given = lru_cache(maxsize=RECENT_NAMES)(_given_of)
+
+
 def _shared(shared: dict, value, make):
     # A family name is a str, a given name a tuple: the two never share a key.
     try:
@@ -280,8 +288,9 @@ def prepare(record: PatientData, *, shared: dict | None = None) -> PreparedRecor
     family and given names): with it, each distinct name is prepared once and its
     object shared by every record that carries it, which saves the work and the memory
     (frozen objects, so sharing is safe; the "John Doe" test, which needs both halves
-    of the name, is applied per record on top). Without it nothing is kept between
-    calls (a web worker's memory does not grow with the names it has seen).
+    of the name, is applied per record on top). Without it the last ``RECENT_NAMES``
+    family and given names prepared are kept (a web worker's memory does not grow
+    with the names it has seen).
     """
     generations: set[str] = {
         _GENERATION_ALIASES.get(t, t)

@@ -25,6 +25,7 @@ from audit.services import record as audit_record
 from matching.model import MatchGrade, MatchModel, MatchResult
 from matching.models import CandidateStatus, MatchCandidate, MatchModelVersion, NameFrequency
 from matching.params import MatchParams
+from matching.prefilter import staged_reject_for
 from matching.prepare import family_tf_key, given_tf_key
 from patients.codes import LinkType
 from patients.data import PatientData
@@ -213,12 +214,18 @@ def match_patient(
     stored = candidate_records([c.patient_id for c in candidates])
     tf = term_frequencies(probe)
     prepared_probe = model.prepare(probe)
+    # Below ``possible`` nothing is returned, so a candidate the staged bound proves
+    # certainly-not is not scored in full (most of the pool: the blocks are wide).
+    rejects = staged_reject_for(model, tf).rejects if floor >= GRADE_RANK[MatchGrade.POSSIBLE] else None
     outcomes = []
     for candidate in candidates:
         if candidate.patient_id not in stored:
             continue  # deleted since the index was read
         uuid, data = stored[candidate.patient_id]
-        result = model.match(prepared_probe, model.prepare(data), tf=tf)
+        prepared = model.prepare(data)
+        if rejects is not None and rejects(prepared_probe, prepared):
+            continue
+        result = model.match(prepared_probe, prepared, tf=tf)
         if GRADE_RANK[result.grade] >= floor:
             outcomes.append(MatchOutcome(candidate.patient_id, uuid, result, candidate.blocks))
     outcomes.sort(key=lambda o: (-o.probability, o.patient_id))

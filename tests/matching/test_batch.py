@@ -355,3 +355,31 @@ def test_a_conflicting_insert_falls_back_to_record_candidate_pair_by_pair():
     assert sum(counts.opened.values()) == 1 and sum(counts.refreshed.values()) == 1
     reasons = list(candidate.history.order_by("history_id").values_list("history_change_reason", flat=True))
     assert reasons == ["Opened by the matcher", "Re-scored by the matcher"]
+
+
+def test_match_patient_early_reject_keeps_every_pair_the_full_score_grades_possible(demo):
+    """``match_patient`` skips full scoring of candidates the staged bound proves
+    certainly-not; with ``min_grade=certainly-not`` it scores them all. The two agree on
+    every candidate at ``possible`` or above, probability and evidence included."""
+    data = load_patient_data(demo["records"])
+    kept = skipped = 0
+    for pk in sorted(data)[:80]:
+        everything = match_patient(data[pk], limit=50, min_grade=MatchGrade.CERTAINLY_NOT, exclude=pk)
+        full = [o for o in everything if o.grade in AT_LEAST_POSSIBLE]
+        fast = match_patient(data[pk], limit=50, exclude=pk)
+        assert [(o.patient_id, o.result) for o in fast] == [(o.patient_id, o.result) for o in full]
+        kept += len(fast)
+        skipped += len(everything) - len(full)
+    assert kept >= 20 and skipped >= 10  # both paths were exercised
+
+
+def test_staged_reject_for_keeps_one_template_per_model_and_tf_fields():
+    from matching.model import MatchModel
+    from matching.prefilter import staged_reject_for
+
+    model = MatchModel(population=100_000)
+    rare, common = {"family": {"okafor": 1e-6}}, {"family": {"okafor": 0.5}}
+    a, b = staged_reject_for(model, rare), staged_reject_for(model, common)
+    assert a is not b and a.tf is rare and b.tf is common
+    assert a._w is b._w  # the template's tables, not rebuilt
+    assert staged_reject_for(model, None)._rest_after_1 < a._rest_after_1  # tf raises the bound
