@@ -379,27 +379,46 @@ def data_to_json(data: PatientData) -> dict:
     return found
 
 
-_DATES = frozenset({"period_start", "period_end", "birth_date"})
+_PARSERS = {"period_start": date.fromisoformat, "period_end": date.fromisoformat}
+_PARSERS |= {"birth_date": date.fromisoformat, "deceased_at": datetime.fromisoformat}
 
 
-def _from_json_values(values: dict) -> dict:
-    found = {}
-    for name, value in values.items():
-        if isinstance(value, list):
-            value = tuple(value)
-        elif name in _DATES and value is not None:
-            value = date.fromisoformat(value)
-        elif name == "deceased_at" and value is not None:
-            value = datetime.fromisoformat(value)
-        found[name] = value
-    return found
+class _Reader:
+    """Builds one shape from its compact JSON without the dataclass ``__init__``.
+
+    The matcher reads ~50 candidates a probe this way; a frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__`` and a generic loop
+    tested every value's type, which together were most of the read. The shapes have
+    plain defaults and no ``__post_init__``, so the instance is its defaults overlaid
+    with the stored values, lists made tuples and dates parsed.
+    """
+
+    def __init__(self, shape: type) -> None:
+        self.shape = shape
+        self.defaults = {n: f.default for n, f in _DEFAULTS[shape].items() if f.default is not MISSING}
+        self.tuples = frozenset(n for n, default in self.defaults.items() if default == ())
+        self.parsed = {n: parse for n, parse in _PARSERS.items() if n in _DEFAULTS[shape]}
+
+    def __call__(self, values: dict):
+        found = {**self.defaults, **values}
+        for name in self.tuples.intersection(values):
+            found[name] = tuple(values[name])
+        for name, parse in self.parsed.items():
+            if found[name] is not None:
+                found[name] = parse(found[name])
+        made = object.__new__(self.shape)
+        object.__setattr__(made, "__dict__", found)
+        return made
+
+
+_READERS = {name: _Reader(shape) for name, shape in _CHILD_SHAPES.items()}
+_READ_PATIENT = _Reader(PatientData)
 
 
 def data_from_json(values: dict) -> PatientData:
     """The ``PatientData`` that ``data_to_json`` wrote (with no links and no managing organization)."""
-    children = {
-        name: tuple(shape(**_from_json_values(child)) for child in values.get(name, ()))
-        for name, shape in _CHILD_SHAPES.items()
-    }
-    scalars = {k: v for k, v in values.items() if k not in _CHILD_SHAPES}
-    return PatientData(**children, **_from_json_values(scalars))
+    found = dict(values)
+    for name, read in _READERS.items():
+        if name in found:
+            found[name] = tuple(read(child) for child in found[name])
+    return _READ_PATIENT(found)

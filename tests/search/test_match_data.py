@@ -3,7 +3,8 @@ what scoring reads instead of five child tables per candidate. It must give exac
 the data the patient tables give, or a probe's scores would depend on where they
 were read from."""
 
-from dataclasses import replace
+import json
+from dataclasses import FrozenInstanceError, replace
 from datetime import UTC, date, datetime
 from uuid import uuid4
 
@@ -20,6 +21,7 @@ from patients.data import (
     data_from_json,
     data_to_json,
 )
+from patients.demo import generate_demo
 from patients.queries import load_patients
 from patients.services import delete_patient, register_patient, update_patient
 from search.blocking import candidate_records
@@ -65,6 +67,22 @@ def test_json_form_reads_back_as_the_same_data_without_links():
     assert data_to_json(empty) == {} and data_from_json({}) == empty
     linked = replace(RICH, links=(LinkData(other=uuid4(), type="seealso"),), managing_organization=uuid4())
     assert data_from_json(data_to_json(linked)) == RICH  # neither is compared by the matcher
+
+
+def test_json_form_reads_back_demo_records_as_equal_hashable_immutable_data():
+    """``data_from_json`` builds the frozen shapes without their ``__init__``: they must
+    be indistinguishable from ones made the usual way (equal, same hash, frozen, tuples
+    where the shapes have tuples, dates as dates)."""
+    for record in generate_demo(300, seed=21):
+        stored = json.loads(json.dumps(data_to_json(record.data)))  # as the jsonb column gives it
+        read = data_from_json(stored)
+        assert read == record.data and hash(read) == hash(record.data)
+        assert type(read.names) is tuple and all(type(n.given) is tuple for n in read.names)
+        assert read.birth_date is None or type(read.birth_date) is date
+    with pytest.raises(FrozenInstanceError):
+        read.gender = "other"
+    with pytest.raises(FrozenInstanceError):
+        read.names[0].family = "Other"
 
 
 def test_json_form_holds_only_json_values_and_leaves_defaults_out():
