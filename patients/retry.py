@@ -23,7 +23,16 @@ logger = logging.getLogger(__name__)
 
 # deadlock_detected, serialization_failure, lock_not_available (a NOWAIT lock was taken).
 RETRYABLE = {"40P01", "40001", "55P03"}
-ATTEMPTS = 8
+ATTEMPTS = 12
+# Back-off before attempt k+1: uniform in [0, min(CAP, BASE * 2**k)] seconds ("full
+# jitter"). Writers that collided once tend to collide again in step; a widening random
+# wait separates them (at most ~3.6 s over all attempts, ~1.8 s expected).
+BACKOFF_BASE = 0.01
+BACKOFF_CAP = 0.5
+
+
+def backoff(attempt: int) -> float:
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -45,7 +54,7 @@ def retry_on_conflict(func):
                 if attempt == ATTEMPTS or not is_retryable(exc):
                     raise
                 logger.info("%s: %s; retrying (attempt %d)", func.__name__, exc.__cause__.sqlstate, attempt)
-                time.sleep(random.uniform(0.02, 0.1) * min(attempt, 4))
+                time.sleep(backoff(attempt))
         raise AssertionError("unreachable")
 
     return wrapper
