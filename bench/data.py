@@ -129,15 +129,22 @@ def _json(body: dict) -> bytes:
 class Probes:
     """Builds the requests of every phase from a loaded benchmark database."""
 
-    def __init__(self, *, count: int, seed: int, patients: int) -> None:
+    def __init__(self, *, count: int, seed: int, patients: int, fresh: bool = False) -> None:
         self.count = count
         self.rng = random.Random(seed * 7919)
         self.generator = PeopleGenerator(seed + 1000)
         self.corruptor = Corruptor(self.generator)
         self.patients = patients
-        # Fresh identifiers: the import used positions below ``patients``.
+        # Fresh identifiers: the import used positions below ``patients``. ``fresh``: an
+        # earlier run registered people in this database already, so this one takes a
+        # random slot of its own (a run uses a few thousand positions and a few chunks);
+        # its new people's chunks lie above every slip's position.
         self._positions = iter(range(10 * max(patients, CHUNK), 10**8))
         self._fresh_chunk = -(-patients // CHUNK) + 1000
+        if fresh:
+            slot = random.SystemRandom().randrange(1, 4000)
+            self._positions = iter(range(10 * max(patients, CHUNK) + slot * 20_000, 10**8))
+            self._fresh_chunk = 10**8 // CHUNK + slot * 10
 
     # -- database samples --------------------------------------------------------------
     def sample(self, count: int) -> list[tuple[int, str, int]]:

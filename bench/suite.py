@@ -58,12 +58,26 @@ class Options:
     json_path: Path = Path("var/bench.json")
     workdir: Path = Path("var/bench")
     drop: bool = False  # drop the database at the end
+    reuse: bool = False  # measure the database an earlier run loaded (no generate/import/find_duplicates)
 
 
 def database_url(name: str) -> str:
     """DATABASE_URL (or the local cluster's) with its database replaced by ``name``."""
     parts = urlsplit(os.environ.get("DATABASE_URL") or localdb.database_url())
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def python_loop_seconds(iterations: int = 10_000_000) -> float:
+    """Seconds this interpreter takes for a bare loop of additions: how fast the machine
+    runs Python today (shared machines vary by 2x from day to day), so that runs on
+    different days can be compared. Best of three."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(iterations // 3):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 3, 2)
 
 
 def gunicorn_workers(requested: int) -> int:
@@ -96,16 +110,24 @@ class Suite:
             "connections": o.connections,
             "duration_s": o.duration,
             "load_average_before": load_average(),
+            "python_loop_s": python_loop_seconds(),
         }
-        self.log(f"Benchmark database {o.database} (dropped and re-created); load average {load_average()}")
-        use_database(o.database, fresh=True)
         url = database_url(o.database)
+        if o.reuse:
+            self.log(f"Benchmark database {o.database} (reused); load average {load_average()}")
+            self._check_reusable()
+        else:
+            self.log(
+                f"Benchmark database {o.database} (dropped and re-created); load average {load_average()}"
+            )
+            use_database(o.database, fresh=True)
         try:
-            self._load(url)
+            if not o.reuse:
+                self._load(url)
             token = self._token()
             # This process serves the floors' requests too: the same settings as the servers.
             settings.MPI_API_RATE = "off"
-            probes = Probes(count=o.probes + self.warmup, seed=o.seed, patients=o.patients)
+            probes = Probes(count=o.probes + self.warmup, seed=o.seed, patients=o.patients, fresh=o.reuse)
             with gunicorn(database_url=url, workers=workers, log=o.workdir / "gunicorn.log") as server:
                 idle_rss = server.worker_peak_rss()
                 self._warm(server.port, token, probes, workers)
@@ -156,6 +178,27 @@ class Suite:
         connections.close_all()
         with connection._nodb_cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _check_reusable(self) -> None:
+        """--reuse: the database must hold what an earlier run of the same size loaded."""
+        from django.db import connection
+
+        o = self.options
+        with connection._nodb_cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [o.database])
+            if cursor.fetchone() is None:
+                raise RuntimeError(
+                    f"--reuse: there is no database {o.database}; run without --reuse to load one."
+                )
+        use_database(o.database, fresh=False)
+        loaded = Patient.all_objects.count()
+        if loaded < o.patients:
+            raise RuntimeError(
+                f"--reuse: {o.database} holds {loaded:,} patients, fewer than --patients {o.patients:,}; "
+                "run without --reuse to load them."
+            )
+        self.meta["reused"] = True
+        self.meta["patients_in_database"] = loaded
 
     # -- phase 1-2: data, import, find_duplicates ----------------------------------------------
     def _command(self, url: str, *args: str) -> tuple[float, float, str]:
@@ -385,9 +428,11 @@ class Suite:
         m = self.meta
         lines = [
             f"MPI benchmark: {m['patients']:,} patients, {m['probes']} probes per latency figure, "
-            f"seed {m['seed']}",
+            f"seed {m['seed']}"
+            + (f" (reused database: {m['patients_in_database']:,} patients)" if m.get("reused") else ""),
             f"{m['cpus']} CPUs; load average before {m['load_average_before']}, after "
-            f"{m.get('load_average_after', '?')}; gunicorn {m['gunicorn_workers']} sync workers; "
+            f"{m.get('load_average_after', '?')}; Python: a 10M-addition loop in {m['python_loop_s']} s; "
+            f"gunicorn {m['gunicorn_workers']} sync workers; "
             f"load generator {m['load_generator']} ({m['connections']} connections, "
             f"{m['duration_s']:g} s per mix)",
             "Latency: one client over HTTP on loopback; floor = the request's own SQL replayed raw + the "

@@ -13,10 +13,12 @@ import subprocess
 import sys
 import uuid
 
+import psycopg
 import pytest
 
 from bench.report import TARGETS
 from bench.server import ROOT, child_env
+from mpi import localdb
 
 FIGURES = {
     "import", "find_duplicates", "healthz", "read_rest", "read_fhir", "update_rest", "register_rest",
@@ -32,20 +34,50 @@ def bench_database():
     return f"{base}_bench_{uuid.uuid4().hex[:6]}"
 
 
-def test_bench_runs_end_to_end_and_reports_every_figure(bench_database, tmp_path):
-    out = tmp_path / "bench.json"
+def _bench(database: str, out, workdir, *extra: str) -> subprocess.CompletedProcess:
     command = [
         sys.executable, "manage.py", "bench", "--patients", "200", "--probes", "6", "--duration", "1",
-        "--connections", "2", "--workers", "2", "--load-generator", "python", "--database", bench_database,
-        "--json", str(out), "--workdir", str(tmp_path / "work"), "--drop",
+        "--connections", "2", "--workers", "2", "--load-generator", "python", "--database", database,
+        "--json", str(out), "--workdir", str(workdir), *extra,
     ]  # fmt: skip
     # The same server as the tests: DATABASE_URL's, or the local cluster (no DATABASE_URL).
     env = child_env(os.environ.get("DATABASE_URL", ""))
     if not env["DATABASE_URL"]:
         del env["DATABASE_URL"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
+
+def test_bench_runs_end_to_end_and_reports_every_figure(bench_database, tmp_path):
+    out = tmp_path / "bench.json"
+    result = _bench(bench_database, out, tmp_path / "work")
+    try:
+        assert result.returncode == 0, result.stderr[-3000:]
+        _check_report(out, result)
+        # --reuse measures the same database again: no load, and the second run's new
+        # patients (registrations) do not collide with the first run's.
+        again = tmp_path / "again.json"
+        second = _bench(bench_database, again, tmp_path / "work", "--reuse")
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert "(reused)" in second.stderr and "(reused database:" in second.stdout
+        report = json.loads(again.read_text())
+        assert report["meta"]["reused"] is True
+        figures = {f["key"]: f for f in report["figures"]}
+        assert set(figures) == FIGURES - {"import", "find_duplicates"}
+        for key, figure in figures.items():
+            assert figure["errors"] == 0, (key, figure["notes"])
+    finally:
+        url = os.environ.get("DATABASE_URL") or localdb.database_url()
+        with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{bench_database}" WITH (FORCE)')
+
+
+def test_bench_reuse_needs_a_loaded_database(bench_database, tmp_path):
+    result = _bench(bench_database, tmp_path / "b.json", tmp_path / "work", "--reuse")
+    assert result.returncode != 0
+    assert f"--reuse: there is no database {bench_database}" in result.stderr
+
+
+def _check_report(out, result) -> None:
     report = json.loads(out.read_text())
     figures = {f["key"]: f for f in report["figures"]}
     assert set(figures) == FIGURES

@@ -47,6 +47,11 @@ class Command(BaseCommand):
         parser.add_argument("--json", default="var/bench.json", help="Where to write the figures.")
         parser.add_argument("--workdir", default="var/bench", help="Generated file, logs, checkpoints.")
         parser.add_argument("--drop", action="store_true", help="Drop the benchmark database at the end.")
+        parser.add_argument(
+            "--reuse",
+            action="store_true",
+            help="Measure the database an earlier run loaded: no generate, import or find_duplicates.",
+        )
 
     def handle(self, *args, **opts):
         if opts["patients"] < 10 or opts["probes"] < 5 or opts["duration"] <= 0 or opts["connections"] < 1:
@@ -66,6 +71,7 @@ class Command(BaseCommand):
             json_path=Path(opts["json"]),
             workdir=Path(opts["workdir"]),
             drop=opts["drop"],
+            reuse=opts["reuse"],
         )
         suite = Suite(options, log=self.stderr.write)
         try:
