@@ -18,8 +18,6 @@ COPY with history (such a pair cannot exist yet: one of them is new).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from matching.model import MatchGrade
 from matching.models import CandidateStatus, MatchCandidate, NameFrequency
 from matching.prepare import family_tf_key, given_tf_key
@@ -37,7 +35,7 @@ from matching.services import (
     refresh_candidates_for,
 )
 from patients.copyrows import insert_with_history
-from patients.data import PatientData
+from patients.data import PatientData, in_stored_order
 from patients.models import Patient
 from search.blocking import candidate_records, find_candidates_many
 
@@ -55,15 +53,6 @@ def on_patients_bulk_created(
             opened.update(c.pk for c in refresh_candidates_for(patient, actor=actor, changed=True))
         return {"duplicates_opened": len(opened)}
     return {"duplicates_opened": match_new_patients(data, actor=actor)}
-
-
-def _stored_order(data: PatientData) -> PatientData:
-    """The probe as ``load_patient_data`` would read it back: primary name and address first."""
-    return replace(
-        data,
-        names=tuple(sorted(data.names, key=lambda n: not n.primary)),
-        addresses=tuple(sorted(data.addresses, key=lambda a: not a.primary)),
-    )
 
 
 def batch_term_frequencies(probes: dict[int, PatientData]) -> dict[int, dict[str, dict[str, float]]]:
@@ -100,7 +89,7 @@ def match_new_patients(data: dict[int, PatientData], *, actor=None) -> int:
     """
     version, model = active_matcher()
     floor = GRADE_RANK[MatchGrade.POSSIBLE]
-    probes = {pid: _stored_order(d) for pid, d in sorted(data.items())}
+    probes = {pid: in_stored_order(d) for pid, d in sorted(data.items())}
     found = find_candidates_many(probes, limit=CANDIDATE_POOL)
     wanted = {c.patient_id for candidates in found.values() for c in candidates}
     records = candidate_records(sorted(wanted))

@@ -28,7 +28,7 @@ from matching.params import MatchParams
 from matching.prefilter import staged_reject_for
 from matching.prepare import family_tf_key, given_tf_key
 from patients.codes import LinkType
-from patients.data import PatientData
+from patients.data import PatientData, in_stored_order
 from patients.models import Link, Patient
 from patients.queries import load_patient_data
 from patients.retry import retry_on_conflict
@@ -352,20 +352,23 @@ def record_candidate(
 
 
 def refresh_candidates_for(
-    patient: Patient, *, actor=None, changed: bool = True, new: bool = False
+    patient: Patient, *, actor=None, changed: bool = True, new: bool = False, data: PatientData | None = None
 ) -> list[MatchCandidate]:
     """Match a stored patient against the registry and open/refresh its candidates.
 
     Open candidates of this patient that no longer reach ``possible`` are dismissed
     with a note (by the system, not a person). ``new``: the patient was registered in
     this transaction, so no candidate row can involve it yet (no other transaction
-    can see it): nothing to lock, refresh or close, only pairs to open.
+    can see it): nothing to lock, refresh or close, only pairs to open. ``data``: the
+    patient as stored (``in_stored_order`` of what a registration wrote), else it is
+    read back.
     """
     matcher = active_matcher()
     version = matcher[0]
-    data = load_patient_data([patient.pk]).get(patient.pk)
     if data is None:
-        return []
+        data = load_patient_data([patient.pk]).get(patient.pk)
+        if data is None:
+            return []
     outcomes = match_patient(
         data, limit=CANDIDATE_POOL, min_grade=MatchGrade.POSSIBLE, exclude=patient.pk, matcher=matcher
     )
@@ -405,12 +408,21 @@ def close_candidate(candidate: MatchCandidate, *, actor=None, note: str) -> None
     _save(candidate, actor, note)
 
 
-def on_patient_changed(sender, *, patient: Patient, action: str, actor=None, **kwargs) -> None:
-    """``patient_changed`` receiver: registration and updates match in the same request."""
+def on_patient_changed(
+    sender, *, patient: Patient, action: str, actor=None, data: PatientData | None = None, **kwargs
+) -> None:
+    """``patient_changed`` receiver: registration and updates match in the same request
+    (a registration with the data it was written from, not read back)."""
     if not matching_enabled():
         return
     if action in ("registered", "updated", "restored"):
-        refresh_candidates_for(patient, actor=actor, changed=action != "restored", new=action == "registered")
+        refresh_candidates_for(
+            patient,
+            actor=actor,
+            changed=action != "restored",
+            new=action == "registered",
+            data=in_stored_order(data) if action == "registered" and data is not None else None,
+        )
     elif action == "deleted":
         for candidate in MatchCandidate.objects.open().involving(patient).select_for_update().order_by("pk"):
             close_candidate(candidate, actor=actor, note="Closed: one of the patients was deleted.")

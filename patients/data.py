@@ -368,6 +368,18 @@ def _compact(obj) -> dict:
     }
 
 
+def in_stored_order(data: PatientData) -> PatientData:
+    """``data`` with its children in the order the patient tables give them back
+    (``patients.queries``): primary name and address first, then by id, which for rows
+    just inserted is the data's own order. A patient registered from ``data`` reads
+    back as ``in_stored_order(data)`` (its links and managing organization aside)."""
+    return replace(
+        data,
+        names=tuple(sorted(data.names, key=lambda n: not n.primary)),
+        addresses=tuple(sorted(data.addresses, key=lambda a: not a.primary)),
+    )
+
+
 def data_to_json(data: PatientData) -> dict:
     """``data`` without its links and managing organization, as plain JSON values
     (``data_from_json`` reads it back). Defaults are left out: the form is stored once

@@ -298,7 +298,7 @@ def register_patient(*, data: PatientData, actor=None, reason: str = "") -> Pati
     _stamp(patient, actor, reason or "Registered").save()
     _create_children(patient, data, actor, reason or "Registered")
     _, others = _sync_links(patient, data.links, targets, actor, reason or "Registered")
-    patient_changed.send(sender=Patient, patient=patient, action="registered", actor=actor)
+    patient_changed.send(sender=Patient, patient=patient, action="registered", actor=actor, data=data)
     _bump_others(others, actor, reason or "Linked from a new patient")
     return patient
 

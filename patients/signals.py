@@ -6,7 +6,9 @@ right after a write sees it. Receivers must not do work outside the database her
 anything external belongs in ``transaction.on_commit``.
 
 Arguments: ``patient`` (the Patient, children written), ``action`` (one of
-``ACTIONS``), ``actor`` (a User or None for the system).
+``ACTIONS``), ``actor`` (a User or None for the system). A registration also sends
+``data``: the cleaned ``PatientData`` its rows were written from (the patient reads back
+as ``patients.data.in_stored_order(data)``), so that receivers need not read it back.
 """
 
 from django.dispatch import Signal

@@ -8,7 +8,6 @@ benchmark's bulk loader all use it, so every path produces the same rows.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 from django.db import connection, transaction
@@ -23,6 +22,7 @@ from patients.data import (
     PatientData,
     clean_text,
     data_to_json,
+    in_stored_order,
     normalize_email,
     normalize_phone,
 )
@@ -108,7 +108,7 @@ def index_values(data: PatientData, *, merged: bool = False) -> dict[str, Any]:
         "identifier_values": identifier_values,
         "keyword_text": " ".join([*identifier_values, *([f"y{year}"] if year else [])]),
         "address_text": " ".join(w for w in address_words if w),
-        "match_data": data_to_json(_in_stored_order(data)),
+        "match_data": data_to_json(in_stored_order(data)),
     }
 
 
@@ -197,20 +197,19 @@ def reindex_patient(patient: Patient) -> None:
     reindex_patients([patient.pk])
 
 
-def on_patient_changed(sender, *, patient: Patient, **kwargs) -> None:
+def on_patient_changed(
+    sender, *, patient: Patient, action: str = "", data: PatientData | None = None, **kwargs
+) -> None:
     """``patient_changed`` receiver: runs inside the writer's transaction, so a match
-    or search right after the write (even before commit, in that transaction) sees it."""
+    or search right after the write (even before commit, in that transaction) sees it.
+
+    A registration sends the data it was written from: its row is built from that, as
+    the bulk importer's are (a new patient cannot be merged away), without reading the
+    patient back."""
+    if action == "registered" and data is not None:
+        write_index_rows({patient.pk: index_values(in_stored_order(data))})
+        return
     reindex_patient(patient)
-
-
-def _in_stored_order(data: PatientData) -> PatientData:
-    """Children in the order ``load_index_values`` reads them back: primary name and
-    address first, then by id, which is the data's own order for rows just inserted."""
-    return replace(
-        data,
-        names=tuple(sorted(data.names, key=lambda n: not n.primary)),
-        addresses=tuple(sorted(data.addresses, key=lambda a: not a.primary)),
-    )
 
 
 def index_new_patients(data: dict[int, PatientData]) -> None:
@@ -218,7 +217,7 @@ def index_new_patients(data: dict[int, PatientData]) -> None:
     ``index_values`` from the data they were written from, so no read-back, and
     streamed with COPY (new patients have no row yet). The rows equal what a rebuild
     writes (``check_search_index`` agrees; tests/imports check it)."""
-    rows = {pid: index_values(_in_stored_order(d)) for pid, d in data.items()}
+    rows = {pid: index_values(in_stored_order(d)) for pid, d in data.items()}
     copy_rows(
         PatientIndex._meta.db_table,
         ["patient_id", *INDEX_FIELDS],

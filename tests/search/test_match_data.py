@@ -139,3 +139,31 @@ def test_rows_written_before_the_column_existed_are_read_from_the_patient_tables
     # check_search_index reports the rows a rebuild must fill
     drift = check_index()
     assert drift.stale and all(fields == ["match_data"] for fields in drift.stale.values())
+
+
+@pytest.mark.django_db
+def test_a_registration_indexes_and_matches_from_its_data_as_a_read_back_would(clerk):
+    """``register_patient`` hands its cleaned data to the index and the matcher (no read
+    back). The row and the scores must be those the stored patient gives."""
+    from matching.models import MatchCandidate
+    from search.indexing import INDEX_FIELDS, load_index_values
+
+    def rich(mrn: str, given: str) -> PatientData:
+        return replace(
+            RICH,
+            names=(NameData(family="Nunez", given=(given,), use="old"), *RICH.names),  # primary not first
+            addresses=tuple(reversed(RICH.addresses)),  # primary address last
+            identifiers=(IdentifierData(system=MRN_SYSTEM, value=mrn, type="MR"),),
+        )
+
+    first = register_patient(data=rich("31", "Jose"), actor=clerk)
+    second = register_patient(data=rich("32", "José"), actor=clerk)
+    rebuilt = load_index_values([first.pk, second.pk])
+    for p in (first, second):
+        row = PatientIndex.objects.values(*INDEX_FIELDS).get(patient_id=p.pk)
+        assert row == {f: rebuilt[p.pk][f] for f in INDEX_FIELDS}
+    (opened,) = MatchCandidate.objects.filter(patient_b=second)
+    (again,) = match_patient(load_patients([second.pk])[second.pk][1], exclude=second.pk)
+    assert again.patient_id == first.pk
+    assert opened.probability == again.probability
+    assert opened.evidence == again.evidence_json(swap=opened.patient_a_id == second.pk)
