@@ -28,7 +28,7 @@ from matching.params import MatchParams
 from matching.prefilter import staged_reject_for
 from matching.prepare import family_tf_key, given_tf_key
 from patients.codes import LinkType
-from patients.data import PatientData, in_stored_order
+from patients.data import PatientData
 from patients.models import Link, Patient
 from patients.queries import load_patient_data
 from patients.retry import retry_on_conflict
@@ -360,8 +360,7 @@ def refresh_candidates_for(
     with a note (by the system, not a person). ``new``: the patient was registered in
     this transaction, so no candidate row can involve it yet (no other transaction
     can see it): nothing to lock, refresh or close, only pairs to open. ``data``: the
-    patient as stored (``in_stored_order`` of what a registration wrote), else it is
-    read back.
+    patient as it reads back (a registration's signal carries it), else it is read.
     """
     matcher = active_matcher()
     version = matcher[0]
@@ -421,7 +420,7 @@ def on_patient_changed(
             actor=actor,
             changed=action != "restored",
             new=action == "registered",
-            data=in_stored_order(data) if action == "registered" and data is not None else None,
+            data=data,
         )
     elif action == "deleted":
         for candidate in MatchCandidate.objects.open().involving(patient).select_for_update().order_by("pk"):

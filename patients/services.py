@@ -20,6 +20,7 @@ from patients.data import (
     LinkData,
     PatientData,
     clean_patient_data,
+    in_stored_order,
 )
 from patients.errors import IdentifierConflict, PatientStateError, VersionConflict
 from patients.models import Address, Contact, Identifier, Link, Name, Organization, Patient
@@ -298,7 +299,9 @@ def register_patient(*, data: PatientData, actor=None, reason: str = "") -> Pati
     _stamp(patient, actor, reason or "Registered").save()
     _create_children(patient, data, actor, reason or "Registered")
     _, others = _sync_links(patient, data.links, targets, actor, reason or "Registered")
-    patient_changed.send(sender=Patient, patient=patient, action="registered", actor=actor, data=data)
+    patient_changed.send(
+        sender=Patient, patient=patient, action="registered", actor=actor, data=in_stored_order(data)
+    )
     _bump_others(others, actor, reason or "Linked from a new patient")
     return patient
 

@@ -7,8 +7,8 @@ anything external belongs in ``transaction.on_commit``.
 
 Arguments: ``patient`` (the Patient, children written), ``action`` (one of
 ``ACTIONS``), ``actor`` (a User or None for the system). A registration also sends
-``data``: the cleaned ``PatientData`` its rows were written from (the patient reads back
-as ``patients.data.in_stored_order(data)``), so that receivers need not read it back.
+``data``: the new patient as it reads back (``patients.data.in_stored_order`` of the
+cleaned data its rows were written from), so that receivers need not read it back.
 """
 
 from django.dispatch import Signal

@@ -207,7 +207,7 @@ def on_patient_changed(
     the bulk importer's are (a new patient cannot be merged away), without reading the
     patient back."""
     if action == "registered" and data is not None:
-        write_index_rows({patient.pk: index_values(in_stored_order(data))})
+        write_index_rows({patient.pk: index_values(data)})
         return
     reindex_patient(patient)
 
