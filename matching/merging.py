@@ -1,6 +1,7 @@
 """Steward services: merge (with survivorship), unmerge, link and unlink two patients.
 
-Every service takes both patient rows ``FOR UPDATE`` in primary-key order and only then
+Every service takes both patient rows ``FOR NO KEY UPDATE`` (the writers' lock, see
+``patients.services._lock``) in primary-key order and only then
 re-checks its preconditions: two overlapping requests (A into B while B into A, or ten
 identical merges) queue on the same locks and the later ones see what the first did.
 Nothing here is committed half-way: each call is one transaction, and the index and
@@ -81,7 +82,8 @@ def _lock(*patients: Patient) -> list[Patient]:
     Our own helper rather than ``patients.services._lock`` (private to that module).
     """
     pks = sorted({p.pk for p in patients})
-    locked = {p.pk: p for p in Patient.all_objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+    rows = Patient.all_objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")
+    locked = {p.pk: p for p in rows}
     if len(locked) != len(pks):
         raise MergeError("One of the records no longer exists.")
     return [locked[p.pk] for p in patients]

@@ -294,7 +294,7 @@ def same_data(a: PatientData, b: PatientData) -> bool:
 def _update(updates: list[tuple[_Record, int]], result: BatchResult, *, actor, reason: str) -> None:
     # Lock every target first, in primary-key order like every other writer, so this
     # long transaction cannot deadlock with a merge locking two of them.
-    targets = Patient.all_objects.select_for_update().filter(pk__in={pk for _, pk in updates})
+    targets = Patient.all_objects.select_for_update(no_key=True).filter(pk__in={pk for _, pk in updates})
     locked = {p.pk: p for p in targets.order_by("pk")}
     stored = load_patient_data(locked, include_deleted=True)
     changed = []

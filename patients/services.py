@@ -188,9 +188,18 @@ def _sync_identifiers(patient: Patient, incoming: tuple[IdentifierData, ...], ac
 
 
 def _lock(*patients: Patient) -> dict[int, Patient]:
-    """Lock patient rows in primary-key order (a fixed order means no deadlocks)."""
+    """Lock patient rows in primary-key order (a fixed order means no deadlocks).
+
+    ``FOR NO KEY UPDATE``, the lock an UPDATE takes, not ``FOR UPDATE``: writers still
+    queue on each other, but the foreign-key check of another transaction's new row that
+    points at a held patient (a match candidate, a link) does not wait. Under ``FOR
+    UPDATE`` two writers each holding a patient the other's new rows pointed at
+    deadlocked at COMMIT, where the deferred checks run. Only a purge, which deletes the
+    row, takes ``FOR UPDATE``.
+    """
     pks = sorted({p.pk for p in patients})
-    return {p.pk: p for p in Patient.all_objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+    rows = Patient.all_objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")
+    return {p.pk: p for p in rows}
 
 
 def _resolve_link_targets(patient: Patient | None, links: tuple[LinkData, ...]) -> dict:
@@ -277,7 +286,7 @@ def _sync_links(
 
 def _bump_others(others: set[Patient], actor, reason: str) -> None:
     for other in sorted(others, key=lambda p: p.pk):
-        locked = Patient.all_objects.select_for_update().get(pk=other.pk)
+        locked = Patient.all_objects.select_for_update(no_key=True).get(pk=other.pk)
         _bump(locked, actor, reason)
         patient_changed.send(sender=Patient, patient=locked, action="linked", actor=actor)
 

@@ -32,7 +32,7 @@ def patient_id_batches(batch_size: int) -> Iterator[list[int]]:
 def _lock_for_share(ids: list[int], *, skip_locked: bool) -> list[int]:
     """Share-lock the patients so no writer changes them while their rows are rebuilt.
 
-    Writers hold ``FOR UPDATE`` on a patient for their whole transaction and re-index it
+    Writers hold ``FOR NO KEY UPDATE`` on a patient for their whole transaction and re-index it
     before committing, so a patient a writer holds is skipped here (``SKIP LOCKED``)
     rather than waited for: waiting on a batch could deadlock with a writer that locks
     a second patient out of key order (a linked patient). Skipped ids are retried one

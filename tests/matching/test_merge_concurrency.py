@@ -8,7 +8,7 @@ from django.db import connection
 
 from matching.integrity import check_integrity
 from matching.merging import MergeError, merge_patients, unmerge_patients
-from matching.models import Merge, MergeStatus
+from matching.models import MatchCandidate, Merge, MergeStatus
 from patients.codes import LinkType
 from patients.data import IdentifierData
 from patients.models import Identifier, Link, Patient
@@ -136,4 +136,61 @@ def test_a_merge_that_fails_half_way_leaves_no_trace(steward):
     assert not Merge.objects.exists() and not Link.all_objects.exists()
     assert Patient.objects.get(pk=duplicate.pk).active and Patient.objects.get(pk=survivor.pk).version == 1
     assert PatientIndex.objects.get(patient=duplicate).merged is False
+    assert check_integrity() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_patient_held_by_a_merge_can_still_be_matched_by_a_registration(steward):
+    """Writers lock patients FOR NO KEY UPDATE, which a foreign-key check does not wait for.
+
+    A registration that scores a patient a merge holds writes a candidate row pointing at
+    it; the row's (deferred) foreign-key check share-locks the patient's key at COMMIT.
+    Under FOR UPDATE that check queued behind the merge, and two writers each holding a
+    patient the other's new rows pointed at deadlocked at COMMIT (the worker-kill fault
+    test hit it). Here the registration commits while the merge still holds both rows.
+    """
+    survivor, duplicate = _person(1), _person(2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold(sender, *, patient, action, **kwargs):
+        if action == "merged" and patient.pk == duplicate.pk and not held.is_set():
+            held.set()
+            release.wait(timeout=60)
+
+    patient_changed.connect(hold, dispatch_uid="test.hold_merge")
+    outcome: dict = {}
+
+    def merge():
+        try:
+            outcome["merge"] = merge_patients(
+                survivor=survivor, duplicate=duplicate, actor=steward, reason="x"
+            )
+        finally:
+            connection.close()
+
+    def register():
+        try:
+            data = patient_data(family="Smith", given=("John1",), mrn=None, phone="+1 617 555 0101")
+            ident = IdentifierData(system=OTHER_MRN, value="P-new")
+            outcome["registered"] = register_patient(data=replace(data, identifiers=(ident,)))
+        finally:
+            connection.close()
+
+    merging = threading.Thread(target=merge)
+    merging.start()
+    try:
+        assert held.wait(timeout=60), "the merge never reached its last write"
+        registering = threading.Thread(target=register)
+        registering.start()
+        registering.join(timeout=30)
+        finished_while_held = not registering.is_alive()
+    finally:
+        release.set()
+        merging.join(timeout=60)
+        patient_changed.disconnect(dispatch_uid="test.hold_merge")
+    registering.join(timeout=60)
+    assert finished_while_held, "the registration waited for the merge's lock on the survivor"
+    new = outcome["registered"]
+    assert survivor.pk in {c.other(new) for c in MatchCandidate.objects.involving(new)}
+    assert Merge.objects.get().status == MergeStatus.MERGED
     assert check_integrity() == []
