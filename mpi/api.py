@@ -33,7 +33,7 @@ from rest_framework.settings import api_settings
 from accounts.models import IdempotencyRecord
 from mpi.access import AuditUnavailable
 from patients.errors import IdentifierConflict, PatientConflict, VersionConflict
-from patients.retry import is_retryable, retry_on_conflict
+from patients.retry import is_retryable, retry_on_conflict, timed_out
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +158,11 @@ def exception_handler(exc, context) -> Response:
         set_rollback()
         message = "The request collided with a concurrent change and was not applied; retry it."
         return Response(error_body(error(message, code="conflict")), status=409, headers={"Retry-After": "1"})
+    if timed_out(exc):
+        logger.warning("Statement timeout in the REST API: answered 503", exc_info=exc)
+        set_rollback()
+        message = "The database did not answer in time, so the request was cut short. Retry it later."
+        return Response(error_body(error(message, code="timeout")), status=503, headers={"Retry-After": "5"})
     if isinstance(exc, IntegrityError):
         # A concurrent writer won a race the services could not name (the named ones
         # are PatientConflicts). Logged: it may also be a missing validation.

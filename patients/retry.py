@@ -1,5 +1,5 @@
 """Retrying a write that PostgreSQL aborted: a deadlock, a serialization failure, or a
-``NOWAIT`` lock that was not available (``matching.services.live_partners``).
+lock that was not available (a ``NOWAIT`` or ``lock_timeout`` lock).
 
 Writers lock rows in one documented order (patients by key, then candidate rows by key),
 but a write touches rows decided at run time (the matcher's candidates, linked patients),
@@ -21,7 +21,7 @@ from django.db import OperationalError, connection
 
 logger = logging.getLogger(__name__)
 
-# deadlock_detected, serialization_failure, lock_not_available (a NOWAIT lock was taken).
+# deadlock_detected, serialization_failure, lock_not_available (NOWAIT, lock_timeout).
 RETRYABLE = {"40P01", "40001", "55P03"}
 ATTEMPTS = 12
 # Back-off before attempt k+1: uniform in [0, min(CAP, BASE * 2**k)] seconds ("full
@@ -33,6 +33,12 @@ BACKOFF_CAP = 0.5
 
 def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+
+
+def timed_out(exc: BaseException) -> bool:
+    """The statement ran past ``statement_timeout`` (query_canceled): the server is slow or
+    a lock was held too long, not a bug; the API layers answer 503 with Retry-After."""
+    return isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) == "57014"
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 
-from django.db import connection
+from django.db import connection, transaction
 
 
 def run_at_once(target: Callable[[int], object], count: int = 16, *, timeout: float = 120) -> list:
@@ -32,3 +33,35 @@ def run_at_once(target: Callable[[int], object], count: int = 16, *, timeout: fl
     for t in threads:
         t.join(timeout=timeout)
     return results
+
+
+@contextmanager
+def patient_held_with_a_short_statement_timeout(patient, *, timeout_ms: int = 300):
+    """Another connection holds the writers' lock on ``patient`` while this one's statements
+    time out after ``timeout_ms``: a write to the patient here waits, then is cancelled
+    (query_canceled), as a web worker's would behind a lock held too long."""
+    from patients.models import Patient
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Patient.all_objects.select_for_update(no_key=True).get(pk=patient.pk)
+                held.set()
+                release.wait(timeout=60)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(timeout=30), "the lock was never taken"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, false)", [str(timeout_ms)])
+        yield
+    finally:
+        release.set()
+        holder.join(timeout=60)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")

@@ -28,7 +28,7 @@ from fhir_api.mapping import fhir_expression, validation_error
 from mpi.access import AuditUnavailable
 from mpi.api import Gone, IdempotencyKeyReused, PayloadTooLarge, PreconditionRequired, etag
 from patients.errors import IdentifierConflict, PatientConflict, PatientStateError, VersionConflict
-from patients.retry import is_retryable
+from patients.retry import is_retryable, timed_out
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +268,11 @@ def error_response(exc: Exception) -> Response:
         message = "The request collided with a concurrent change and was not applied; retry it."
         body = operation_outcome([issue("transient", message)])
         return Response(body, status=409, headers={"Retry-After": "1"})
+    if timed_out(exc):
+        logger.warning("Statement timeout in the FHIR API: answered 503", exc_info=exc)
+        message = "The database did not answer in time, so the request was cut short. Retry it later."
+        body = operation_outcome([issue("timeout", message)])
+        return Response(body, status=503, headers={"Retry-After": "5"})
     if isinstance(exc, IntegrityError):
         logger.error("Integrity error reached the FHIR API", exc_info=exc)
         body = operation_outcome(

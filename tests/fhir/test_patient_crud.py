@@ -4,6 +4,7 @@ import pytest
 
 from patients.models import Patient
 from patients.services import delete_patient, update_patient
+from tests.concurrency import patient_held_with_a_short_statement_timeout
 from tests.factories import MRN_SYSTEM, patient_data
 from tests.fhir.conftest import BASE, FHIR_JSON, expressions, outcome_issues, patient_resource
 
@@ -269,6 +270,19 @@ def test_stale_if_match_is_412(as_integrator, smith, clerk):
     assert response.status_code == 412
     assert response["ETag"] == 'W/"2"'
     assert outcome_issues(response)[0]["code"] == "conflict"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_that_waits_past_the_statement_timeout_is_a_503_outcome(as_integrator, smith):
+    resource = _current(as_integrator, smith)
+    resource["gender"] = "other"
+    with patient_held_with_a_short_statement_timeout(smith):
+        response = as_integrator.put(f"{BASE}/Patient/{smith.uuid}", resource, HTTP_IF_MATCH='W/"1"')
+    assert response.status_code == 503, response.json()
+    assert response["Retry-After"] == "5"
+    assert outcome_issues(response)[0]["code"] == "timeout"
+    smith.refresh_from_db()
+    assert (smith.version, smith.gender) == (1, "male")
 
 
 def test_malformed_if_match_is_400(as_integrator, smith):

@@ -3,7 +3,7 @@
 import pytest
 
 from patients.models import Identifier, Patient
-from tests.concurrency import run_at_once
+from tests.concurrency import patient_held_with_a_short_statement_timeout, run_at_once
 from tests.patients.api.helpers import PATIENTS, detail, errors_of, patient_body, token_client
 
 THREADS = 16
@@ -66,3 +66,21 @@ def test_sixteen_simultaneous_retries_with_one_idempotency_key_register_once(int
     assert len({r.json()["id"] for r in responses}) == 1
     assert sum(r.get("Idempotent-Replayed") == "true" for r in responses) == THREADS - 1
     assert Patient.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_that_waits_past_the_statement_timeout_is_a_503_and_changes_nothing(integrator, caplog):
+    created = token_client(integrator).post(PATIENTS, patient_body(), format="json").json()
+    patient = Patient.objects.get(uuid=created["id"])
+
+    with patient_held_with_a_short_statement_timeout(patient):
+        response = token_client(integrator).patch(
+            detail(created["id"]), {"gender": "other"}, format="json", HTTP_IF_MATCH='W/"1"'
+        )
+
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "5"
+    assert errors_of(response)[0]["code"] == "timeout"
+    assert "Statement timeout" in caplog.text
+    patient.refresh_from_db()
+    assert (patient.version, patient.gender) == (1, "male")
