@@ -32,7 +32,7 @@ from patients.data import PatientData
 from patients.models import Link, Patient
 from patients.queries import load_patient_data
 from patients.retry import retry_on_conflict
-from search.blocking import candidate_records, find_candidates
+from search.blocking import find_candidate_records
 
 # Candidates retrieved per probe before scoring; the blocks rank them, so the true
 # record is near the top when it is there at all.
@@ -208,20 +208,16 @@ def match_patient(
     """
     floor = GRADE_RANK[MatchGrade(min_grade)]
     _, model = matcher or active_matcher()
-    candidates = find_candidates(probe, limit=CANDIDATE_POOL, exclude=exclude)
+    candidates = find_candidate_records(probe, limit=CANDIDATE_POOL, exclude=exclude)
     if not candidates:
         return []
-    stored = candidate_records([c.patient_id for c in candidates])
     tf = term_frequencies(probe)
     prepared_probe = model.prepare(probe)
     # Below ``possible`` nothing is returned, so a candidate the staged bound proves
     # certainly-not is not scored in full (most of the pool: the blocks are wide).
     rejects = staged_reject_for(model, tf).rejects if floor >= GRADE_RANK[MatchGrade.POSSIBLE] else None
     outcomes = []
-    for candidate in candidates:
-        if candidate.patient_id not in stored:
-            continue  # deleted since the index was read
-        uuid, data = stored[candidate.patient_id]
+    for candidate, uuid, data in candidates:
         prepared = model.prepare(data)
         if rejects is not None and rejects(prepared_probe, prepared):
             continue

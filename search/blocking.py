@@ -217,6 +217,31 @@ def _query(probe: PatientData, *, limit: int, exclude: int | list[int] | None) -
     )
 
 
+def find_candidate_records(
+    probe: PatientData, *, limit: int = DEFAULT_LIMIT, exclude: int | list[int] | None = None
+) -> list[tuple[Candidate, UUID, PatientData]]:
+    """``find_candidates`` with each candidate's ``candidate_records`` entry, in one
+    statement: the candidate query joined to the rows it ranked (one round trip and one
+    statement fewer for every match, and the index rows are still in cache)."""
+    query = _query(probe, limit=limit, exclude=exclude)
+    if query is None:
+        return []
+    statement, params = query
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT f.patient_id, f.blocks, f.score, p.uuid, i.match_data"
+            f" FROM ({statement}) f"
+            " JOIN search_patientindex i ON i.patient_id = f.patient_id"
+            " JOIN patients_patient p ON p.id = f.patient_id"
+            " ORDER BY f.score DESC, f.patient_id",
+            params,
+        )
+        rows = cursor.fetchall()
+    records = _records([(pid, uuid, values) for pid, _, _, uuid, values in rows])
+    ranked = _candidates([(pid, blocks, score) for pid, blocks, score, _, _ in rows])
+    return [(c, *records[c.patient_id]) for c in ranked if c.patient_id in records]
+
+
 def candidate_records(patient_ids: list[int]) -> dict[int, tuple[UUID, PatientData]]:
     """(uuid, data) of candidates to score, from their index rows' ``match_data``.
 
@@ -234,7 +259,10 @@ def candidate_records(patient_ids: list[int]) -> dict[int, tuple[UUID, PatientDa
             " JOIN patients_patient p ON p.id = i.patient_id WHERE i.patient_id = ANY(%s)",
             [list(patient_ids)],
         )
-        rows = cursor.fetchall()
+        return _records(cursor.fetchall())
+
+
+def _records(rows) -> dict[int, tuple[UUID, PatientData]]:
     found, unfilled = {}, []
     for pid, uuid, values in rows:
         if values is None:

@@ -83,9 +83,10 @@ class MatchView(FhirView):
     def post(self, request):
         wanted = match.read_input(_parameters_body(request))
         probe = match.probe_from_fhir(wanted.patient, wanted.expression)
-        thin = match.thin_probe_issue(probe)
         with replica_reads():
             outcomes, version = match.run_match(probe, wanted)
+        # A probe that forms no block finds nobody: only an empty answer can be thin.
+        thin = None if outcomes else match.thin_probe_issue(probe)
         note_access(request, "match", [o.patient_uuid for o in outcomes], query=request_query(request))
         base = fhir_base_url(request)
         mapped = patients_to_fhir([o.patient_id for o in outcomes])

@@ -11,7 +11,13 @@ from patients.data import AddressData, ContactData, IdentifierData, NameData, Pa
 from patients.models import Link, Patient
 from patients.services import delete_patient, register_patient
 from search import keys
-from search.blocking import explain_blocks, find_candidates, find_candidates_many
+from search.blocking import (
+    candidate_records,
+    explain_blocks,
+    find_candidate_records,
+    find_candidates,
+    find_candidates_many,
+)
 from search.indexing import reindex_patient
 from tests.factories import MRN_SYSTEM, patient_data
 
@@ -139,6 +145,19 @@ def test_many_probes_in_one_pipeline_find_what_one_at_a_time_finds(registry):
     found = find_candidates_many(probes, limit=5)
     assert found == {pid: find_candidates(probe, limit=5, exclude=pid) for pid, probe in probes.items()}
     assert found[-1] == [] and any(found[pid] for pid in stored)
+
+
+def test_candidates_with_their_records_in_one_statement_equal_the_two_lookups(registry):
+    for probe, kwargs in [
+        (dup("Smith", ("John",), date(1980, 3, 4)), {}),
+        (dup("Smith", ("John",), date(1980, 3, 4)), {"limit": 2, "exclude": registry["john"].pk}),
+        (dup("Okafor", ("William",), date(1968, 2, 14)), {}),
+        (PatientData(), {}),  # nothing to compare
+    ]:
+        candidates = find_candidates(probe, **kwargs)
+        records = candidate_records([c.patient_id for c in candidates])
+        expected = [(c, *records[c.patient_id]) for c in candidates]
+        assert find_candidate_records(probe, **kwargs) == expected
 
 
 def test_never_returns_deleted_patients(registry, steward):
