@@ -229,8 +229,9 @@ def train(*, options: TrainingOptions, log=lambda line: None) -> TrainingResult:
 def save_version(*, result: TrainingResult, activate: bool, actor=None) -> MatchModelVersion:
     """Store the trained parameters as the next version; ``activate`` makes it the one
     in use and deactivates the previous one in the same transaction."""
-    # Lock the active row first: two trainings saving at once queue here.
-    current = list(MatchModelVersion.objects.select_for_update().filter(active=True))
+    # Lock the active row first: two trainings saving at once queue here. NO KEY: the
+    # foreign-key checks of candidates opened meanwhile (they point at it) do not wait.
+    current = list(MatchModelVersion.objects.select_for_update(no_key=True).filter(active=True))
     number = (MatchModelVersion.objects.aggregate(top=Max("version"))["top"] or 0) + 1
     params = replace(result.params, version=f"trained-v{number}")
     if activate:
