@@ -235,18 +235,19 @@ def _bump(patient: Patient, actor, reason: str) -> None:
 
 
 def _sync_links(
-    patient: Patient, links: tuple[LinkData, ...], targets: dict, actor, reason: str
+    patient: Patient, links: tuple[LinkData, ...], targets: dict, actor, reason: str, *, new: bool = False
 ) -> tuple[bool, set[Patient]]:
     """Write the refer/seealso links of ``patient``; seealso is kept symmetric.
 
     Returns whether this patient's links changed, and the other patients whose rows
-    changed (their reverse seealso link).
+    changed (their reverse seealso link). ``new``: the patient was created in this
+    transaction, so it has no links to read yet.
     Merge links (replaces/replaced-by) belong to the merge service and are left alone.
     """
-    existing = {
-        (link.other_id, link.type): link
-        for link in Link.all_objects.filter(patient=patient, type__in=[LinkType.REFER, LinkType.SEEALSO])
-    }
+    existing = {}
+    if not new:
+        rows = Link.all_objects.filter(patient=patient, type__in=[LinkType.REFER, LinkType.SEEALSO])
+        existing = {(link.other_id, link.type): link for link in rows}
     wanted = {(targets[link.other].pk, link.type): link for link in links}
     touched: set[Patient] = set()
     changed = False
@@ -307,7 +308,7 @@ def register_patient(*, data: PatientData, actor=None, reason: str = "") -> Pati
     )
     _stamp(patient, actor, reason or "Registered").save()
     _create_children(patient, data, actor, reason or "Registered")
-    _, others = _sync_links(patient, data.links, targets, actor, reason or "Registered")
+    _, others = _sync_links(patient, data.links, targets, actor, reason or "Registered", new=True)
     patient_changed.send(
         sender=Patient, patient=patient, action="registered", actor=actor, data=in_stored_order(data)
     )
