@@ -9,11 +9,14 @@ as concurrently as they would without the audit.
 **Sealing** puts committed events into the hash chain: ``seal_pending()`` takes the
 chain's advisory lock, gives each unsealed event, in id order, the next ``seq``, the
 previous event's hash as ``prev_hash`` and ``sha256(prev_hash + "\n" + canonical)`` as
-``hash``. A process seals right after a commit that recorded events (``on_commit``,
-when the writer holds no other lock — taking the chain's lock inside write transactions
-closed lock cycles with row locks), at most once per ``SEAL_INTERVAL``, sealing every
-pending event of every process at once: the chain follows the commits within about a
-second and a read pays no sealing transaction of its own. Events whose seal was missed
+``hash``. A process seals after a commit that recorded events (``on_commit``, when the
+writer holds no other lock — taking the chain's lock inside write transactions closed
+lock cycles with row locks), at most once per ``SEAL_INTERVAL``, sealing every pending
+event of every process at once: the chain follows the commits within about a second.
+In a request the seal waits until the response has been sent (Django's
+``request_finished``, which the WSGI server sends when it closes the response), so no
+client waits for it: with a worker per core each worker sealed every second, and a
+read that paid for a seal took about twice as long. Events whose seal was missed
 (a process died right after its commit, a quiet process) are sealed by the next seal;
 ``verify_audit`` seals what is pending before it verifies. The
 table's trigger allows exactly this one change to a row: unsealed to sealed, content
@@ -26,6 +29,7 @@ actor passed in is used and the interface is ``command``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -33,10 +37,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.core.signals import request_finished
 from django.db import DatabaseError, connection, transaction
+from django.dispatch import receiver
 
 from audit.models import GENESIS, AuditEvent, Interface, Outcome
 from mpi.access import AuditUnavailable
+
+logger = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key of the chain ("MPIAUDIT" as an integer).
 CHAIN_LOCK = 0x4D50494155444954 & 0x7FFFFFFFFFFFFFFF
@@ -156,14 +164,39 @@ SEAL_BATCH = 1000
 # runs at most this far behind the commits (verify_audit seals whatever is pending).
 SEAL_INTERVAL = 1.0
 _last_seal = 0.0
+# Set when a request's commit recorded events: its request_finished seals them.
+_seal_after_response = False
 
 
 def _seal_soon() -> None:
+    global _seal_after_response
+    if current_context() is not None:
+        _seal_after_response = True
+        return
+    _seal_if_due()
+
+
+def _seal_if_due() -> None:
     global _last_seal
     now = time.monotonic()
     if now - _last_seal >= SEAL_INTERVAL:
         _last_seal = now
         seal_pending()
+
+
+@receiver(request_finished, dispatch_uid="audit.seal_after_response")
+def seal_after_response(sender, **kwargs) -> None:
+    """The seal a request's commits asked for, once its response has gone out. A failure
+    is logged, never raised (the response is already sent); the next seal takes the
+    events."""
+    global _seal_after_response
+    if not _seal_after_response:
+        return
+    _seal_after_response = False
+    try:
+        _seal_if_due()
+    except Exception:
+        logger.exception("Sealing the audit chain after a response failed; the next seal takes its events")
 
 
 CHAIN_END = "SELECT seq, hash FROM audit_auditevent WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"

@@ -211,6 +211,44 @@ def test_concurrent_writers_keep_one_unbroken_chain(clerk):
     assert broken is None and checked == AuditEvent.objects.count() == 8
 
 
+# --- When events are sealed ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def seals(monkeypatch):
+    """Each seal's request context at the time it ran (None: outside any request)."""
+    from audit import services
+
+    monkeypatch.setattr(services, "_last_seal", 0.0)  # due at once
+    seen = []
+    real = services.seal_pending
+
+    def seal():
+        seen.append(services.current_context())
+        return real()
+
+    monkeypatch.setattr(services, "seal_pending", seal)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_seals_its_events_after_its_response_not_inside_it(steward, smith, seals):
+    response = token_client(steward).get(f"{PATIENTS}{smith.uuid}/")
+    assert response.status_code == 200
+    # The test client, like gunicorn, closes the response after it has been sent; that
+    # (request_finished) is when the seal ran: outside the request's audit context.
+    assert seals == [None]
+    assert not AuditEvent.objects.filter(seq__isnull=True).exists()
+    assert verify_chain() == (AuditEvent.objects.count(), None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_request_a_commit_seals_at_once(clerk, seals):
+    register_patient(data=patient_data(mrn="S-1"), actor=clerk, reason="command")
+    assert seals == [None]
+    assert not AuditEvent.objects.filter(seq__isnull=True).exists()
+
+
 # --- FHIR ---------------------------------------------------------------------------------------
 
 
