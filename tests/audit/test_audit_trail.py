@@ -243,6 +243,25 @@ def test_a_request_seals_its_events_after_its_response_not_inside_it(steward, sm
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_seal_that_fails_after_the_response_is_logged_and_left_for_the_next(
+    steward, smith, monkeypatch, caplog
+):
+    from audit import services
+
+    def unavailable():
+        raise DatabaseError("chain unavailable")
+
+    monkeypatch.setattr(services, "_last_seal", 0.0)
+    monkeypatch.setattr(services, "seal_pending", unavailable)
+    response = token_client(steward).get(f"{PATIENTS}{smith.uuid}/")
+    assert response.status_code == 200  # the response had gone out already
+    assert "Sealing the audit chain after a response failed" in caplog.text
+    assert AuditEvent.objects.filter(action="read", seq__isnull=True).exists()
+    monkeypatch.undo()
+    assert seal_pending() >= 1 and verify_chain()[1] is None
+
+
+@pytest.mark.django_db(transaction=True)
 def test_outside_a_request_a_commit_seals_at_once(clerk, seals):
     register_patient(data=patient_data(mrn="S-1"), actor=clerk, reason="command")
     assert seals == [None]
