@@ -144,6 +144,25 @@ def test_web_processes_get_a_short_statement_timeout_and_commands_a_long_one():
     assert _show_statement_timeout(DB_COMMAND_STATEMENT_TIMEOUT_MS="0") == "0"
 
 
+# --- Garbage collection in a worker ------------------------------------------------------------
+
+
+def test_a_worker_freezes_what_it_loaded_out_of_the_garbage_collectors_way():
+    code = (
+        "import django, gc, os, runpy, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mpi.settings'); "
+        "django.setup(); runpy.run_path('gunicorn.conf.py')['post_worker_init'](None); "
+        "print(gc.get_freeze_count(), *gc.get_threshold(), 'fhir_api.views.operations' in sys.modules)"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", code], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    frozen, *threshold, views_loaded = done.stdout.split()
+    # The app and every view module (imported by the hook, not by the first request).
+    assert int(frozen) > 50_000 and views_loaded == "True"
+    assert [int(t) for t in threshold] == [700, 10, 100]
+
+
 # --- Replica routing ---------------------------------------------------------------------------
 
 REPLICA_DATABASES = {"default": {}, REPLICA: {}}
