@@ -35,6 +35,21 @@ def run_at_once(target: Callable[[int], object], count: int = 16, *, timeout: fl
     return results
 
 
+def start_thread(target: Callable[[], object]) -> threading.Thread:
+    """``target()`` started on a thread of its own, on its own database connection
+    (closed when it ends, so the test database can be dropped after)."""
+
+    def run() -> None:
+        try:
+            target()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
 @contextmanager
 def patient_held_with_a_short_statement_timeout(patient, *, timeout_ms: int = 300):
     """Another connection holds the writers' lock on ``patient`` while this one's statements
@@ -45,16 +60,12 @@ def patient_held_with_a_short_statement_timeout(patient, *, timeout_ms: int = 30
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        try:
-            with transaction.atomic():
-                Patient.all_objects.select_for_update(no_key=True).get(pk=patient.pk)
-                held.set()
-                release.wait(timeout=60)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            Patient.all_objects.select_for_update(no_key=True).get(pk=patient.pk)
+            held.set()
+            release.wait(timeout=60)
 
-    holder = threading.Thread(target=hold)
-    holder.start()
+    holder = start_thread(hold)
     try:
         assert held.wait(timeout=30), "the lock was never taken"
         with connection.cursor() as cursor:

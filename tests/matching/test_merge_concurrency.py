@@ -16,6 +16,7 @@ from patients.queries import load_patient_data
 from patients.services import register_patient
 from patients.signals import patient_changed
 from search.models import PatientIndex
+from tests.concurrency import start_thread
 from tests.factories import patient_data
 
 OTHER_MRN = "urn:oid:1.2.36.146.595.217.0.2"
@@ -161,27 +162,17 @@ def test_a_patient_held_by_a_merge_can_still_be_matched_by_a_registration(stewar
     outcome: dict = {}
 
     def merge():
-        try:
-            outcome["merge"] = merge_patients(
-                survivor=survivor, duplicate=duplicate, actor=steward, reason="x"
-            )
-        finally:
-            connection.close()
+        outcome["merge"] = merge_patients(survivor=survivor, duplicate=duplicate, actor=steward, reason="x")
 
     def register():
-        try:
-            data = patient_data(family="Smith", given=("John1",), mrn=None, phone="+1 617 555 0101")
-            ident = IdentifierData(system=OTHER_MRN, value="P-new")
-            outcome["registered"] = register_patient(data=replace(data, identifiers=(ident,)))
-        finally:
-            connection.close()
+        data = patient_data(family="Smith", given=("John1",), mrn=None, phone="+1 617 555 0101")
+        ident = IdentifierData(system=OTHER_MRN, value="P-new")
+        outcome["registered"] = register_patient(data=replace(data, identifiers=(ident,)))
 
-    merging = threading.Thread(target=merge)
-    merging.start()
+    merging = start_thread(merge)
     try:
         assert held.wait(timeout=60), "the merge never reached its last write"
-        registering = threading.Thread(target=register)
-        registering.start()
+        registering = start_thread(register)
         registering.join(timeout=30)
         finished_while_held = not registering.is_alive()
     finally:
