@@ -19,7 +19,6 @@ from uuid import UUID
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
 from audit.services import record as audit_record
 from matching.model import MatchGrade, MatchModel, MatchResult
@@ -29,6 +28,7 @@ from matching.prefilter import staged_reject_for
 from matching.prepare import family_tf_key, given_tf_key
 from patients.codes import LinkType
 from patients.data import PatientData
+from patients.inserts import create_with_history
 from patients.models import Link, Patient
 from patients.queries import load_patient_data
 from patients.retry import retry_on_conflict
@@ -372,7 +372,7 @@ def refresh_candidates_for(
     outcomes = sorted(outcomes, key=lambda o: o.patient_id)
     if new:  # one statement for the pairs and one for their history
         fresh = [new_candidate(patient=patient, outcome=o, version=version) for o in outcomes]
-        bulk_create_with_history(fresh, MatchCandidate, default_user=actor, default_change_reason=OPENED)
+        create_with_history(fresh, user=actor, reason=OPENED)
         return fresh
     # Lock this patient's candidate rows in one sweep in key order, then write pairs in
     # the other patient's key order: every writer (merges settle their candidates the

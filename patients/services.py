@@ -12,7 +12,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q, RestrictedError
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
 from patients.codes import LinkType
 from patients.data import (
@@ -23,6 +22,7 @@ from patients.data import (
     in_stored_order,
 )
 from patients.errors import IdentifierConflict, PatientStateError, VersionConflict
+from patients.inserts import InsertWithHistory, create_with_history
 from patients.models import Address, Contact, Identifier, Link, Name, Organization, Patient
 from patients.queries import ADDRESS_FIELDS, CONTACT_FIELDS, IDENTIFIER_FIELDS, NAME_FIELDS, load_patient_data
 from patients.retry import retry_on_conflict
@@ -95,7 +95,7 @@ def _insert_identifiers(patient: Patient, items: list[IdentifierData], actor, re
         # this insert; the unique index makes us wait for it and then fail. The
         # savepoint keeps the transaction usable to name the winner.
         with transaction.atomic():
-            bulk_create_with_history(rows, Identifier, default_user=actor, default_change_reason=reason)
+            create_with_history(rows, user=actor, reason=reason)
     except IntegrityError as exc:
         if "uniq_live_identifier" not in str(exc):
             raise
@@ -103,16 +103,31 @@ def _insert_identifiers(patient: Patient, items: list[IdentifierData], actor, re
         raise  # the conflicting row vanished again: let the caller see the real error
 
 
-def _create_children(patient: Patient, data: PatientData, actor, reason: str) -> None:
-    names = [Name(patient=patient, primary=n.primary, **_row_values(n, _NAME_FIELDS)) for n in data.names]
-    addresses = [
-        Address(patient=patient, primary=a.primary, **_row_values(a, _ADDRESS_FIELDS)) for a in data.addresses
+def _insert_new_patient(patient: Patient, data: PatientData, actor, reason: str) -> None:
+    """The new patient, its child rows and all their history rows in one statement
+    (patients/inserts.py), where ``save()`` and ``bulk_create_with_history`` took ten."""
+    statement = InsertWithHistory(user=actor, reason=reason)
+    statement.add([patient])
+    names = [Name(primary=n.primary, **_row_values(n, _NAME_FIELDS)) for n in data.names]
+    addresses = [Address(primary=a.primary, **_row_values(a, _ADDRESS_FIELDS)) for a in data.addresses]
+    contacts = [Contact(**_row_values(c, _CONTACT_FIELDS)) for c in data.contacts]
+    identifiers = [
+        Identifier(system=i.system, value=i.value, **_row_values(i, _IDENTIFIER_FIELDS))
+        for i in data.identifiers
     ]
-    contacts = [Contact(patient=patient, **_row_values(c, _CONTACT_FIELDS)) for c in data.contacts]
-    for model, rows in ((Name, names), (Address, addresses), (Contact, contacts)):
-        if rows:
-            bulk_create_with_history(rows, model, default_user=actor, default_change_reason=reason)
-    _insert_identifiers(patient, list(data.identifiers), actor, reason)
+    for rows in (names, addresses, contacts, identifiers):
+        statement.add(rows, parent=patient)
+    if not identifiers:
+        statement.execute()
+        return
+    try:
+        with transaction.atomic():  # as in _insert_identifiers: name the winner of a race
+            statement.execute()
+    except IntegrityError as exc:
+        if "uniq_live_identifier" not in str(exc):
+            raise
+        _check_identifiers_free(data.identifiers, owner=None)
+        raise
 
 
 def _sync_rows(
@@ -159,7 +174,7 @@ def _sync_rows(
         for item in create
     ]
     if rows:
-        bulk_create_with_history(rows, model, default_user=actor, default_change_reason=reason)
+        create_with_history(rows, user=actor, reason=reason)
     return changed
 
 
@@ -306,8 +321,7 @@ def register_patient(*, data: PatientData, actor=None, reason: str = "") -> Pati
         created_by=actor,
         updated_by=actor,
     )
-    _stamp(patient, actor, reason or "Registered").save()
-    _create_children(patient, data, actor, reason or "Registered")
+    _insert_new_patient(patient, data, actor, reason or "Registered")
     _, others = _sync_links(patient, data.links, targets, actor, reason or "Registered", new=True)
     patient_changed.send(
         sender=Patient, patient=patient, action="registered", actor=actor, data=in_stored_order(data)
