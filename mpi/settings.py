@@ -107,6 +107,8 @@ def _database(url: str) -> dict:
     config = dj_database_url.parse(
         url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")), conn_health_checks=True
     )
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        config["ENGINE"] = "mpi.postgresql"  # its health check sends nothing (mpi/postgresql/base.py)
     options = config.setdefault("OPTIONS", {})
     options["options"] = f"{options.get('options', '')} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
     # Server-side parameters: psycopg prepares a statement it has run 5 times on a

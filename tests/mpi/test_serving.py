@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import pytest
 from django.db import connection, connections
@@ -142,6 +142,76 @@ def test_web_processes_get_a_short_statement_timeout_and_commands_a_long_one():
     assert _show_statement_timeout(MPI_PROCESS="web", DB_STATEMENT_TIMEOUT_MS="1500") == "1500ms"
     assert _show_statement_timeout() == "1h"
     assert _show_statement_timeout(DB_COMMAND_STATEMENT_TIMEOUT_MS="0") == "0"
+
+
+# --- Connection health checks -----------------------------------------------------------------
+
+
+def test_a_healthy_connection_is_checked_without_a_query(db, monkeypatch):
+    connection.ensure_connection()
+    sent = []
+    with monkeypatch.context() as patched:  # psycopg's own cursor: what SELECT 1 would take
+        patched.setattr(type(connection.connection), "cursor", lambda *a, **k: sent.append("cursor"))
+        usable = connection.is_usable()
+    assert usable is True
+    assert sent == []
+
+
+def test_a_connection_in_a_failed_transaction_is_not_usable(db):
+    from django.db import DatabaseError
+
+    with pytest.raises(DatabaseError), connection.cursor() as cursor:
+        cursor.execute("SELECT 1/0")  # aborts the test's transaction (no savepoint)
+    assert connection.is_usable() is False
+
+
+def _terminate_other_backends() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_is_replaced_before_a_request_uses_it(integrator, tmp_path):
+    """The server drops the worker's persistent connection (a restart, a failover,
+    pg_terminate_backend): the next request still gets its answer, not a 500."""
+    from accounts.services import issue_token
+    from patients.services import register_patient
+
+    patient = register_patient(data=patient_data(mrn="1"))
+    _, token = issue_token(user=integrator, name="health check test")
+    port = free_port()
+    env = child_env(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", HOME=str(tmp_path))
+    env.pop("XDG_RUNTIME_DIR", None)
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(Path(PYTHON).parent / "gunicorn"), "mpi.wsgi:application", "-c", "gunicorn.conf.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_for(f"{base}/healthz", time.monotonic() + 60)
+            read = Request(
+                f"{base}/api/v1/patients/{patient.uuid}/", headers={"Authorization": f"Bearer {token}"}
+            )
+            statuses = []
+            for _ in range(3):
+                with urlopen(read, timeout=10) as response:
+                    statuses.append(response.status)
+                _terminate_other_backends()
+                time.sleep(0.2)  # the server's goodbye reaches the worker's socket
+            with urlopen(read, timeout=10) as response:
+                statuses.append(response.status)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert statuses == [200] * 4, log.read_text()[-3000:]
 
 
 # --- Garbage collection in a worker ------------------------------------------------------------
