@@ -69,7 +69,7 @@ class InsertWithHistory:
         model = type(objs[0])
         table = _Table(f"t{len(self._tables)}", model, list(objs), parent)
         if parent is not None:
-            (source,) = [t for t in self._tables if t.objs == [parent]]
+            (source,) = [t for t in self._tables if len(t.objs) == 1 and t.objs[0] is parent]
             (fk,) = [
                 f for f in model._meta.concrete_fields if f.many_to_one and f.related_model is type(parent)
             ]
@@ -96,6 +96,8 @@ class InsertWithHistory:
             ((sql, values),) = compiler.as_sql()
             ctes.append(f"{table.name} AS ({sql})")
             params.extend(values)
+            # The keys in the order of the VALUES rows, as bulk_create takes them from
+            # INSERT ... RETURNING (a CTE is read back in the order it was written).
             keys.append(f"(SELECT array_agg({qn(opts.pk.column)}) FROM {table.name})")
             if with_history:
                 sql, values = self._history(table, when)
