@@ -32,8 +32,9 @@ from datetime import date
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, connections
 
+from mpi.db import read_alias
 from patients.data import PatientData, clean_patient_data, data_from_json
 from patients.queries import load_patients
 from search import keys
@@ -175,7 +176,7 @@ def find_candidates(
     query = _query(probe, limit=limit, exclude=exclude)
     if query is None:
         return []
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:  # the replica when asked (mpi/db.py)
         cursor.execute(*query)
         return _candidates(cursor.fetchall())
 
@@ -227,7 +228,7 @@ def find_candidate_records(
     if query is None:
         return []
     statement, params = query
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:  # the replica when asked (mpi/db.py)
         cursor.execute(
             "SELECT f.patient_id, f.blocks, f.score, p.uuid, i.match_data"
             f" FROM ({statement}) f"

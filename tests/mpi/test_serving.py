@@ -282,6 +282,29 @@ print("replica used when asked:", connections["replica"].connection is not None)
     assert "replica used when asked: True" in done.stdout
 
 
+def test_the_candidate_query_of_a_search_or_match_goes_to_the_replica_when_asked():
+    code = """
+import django, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mpi.settings")
+django.setup()
+from django.db import connections
+from mpi.db import replica_reads
+from search.blocking import find_candidate_records, find_candidates
+from tests.factories import patient_data
+probe = patient_data(mrn="1")
+find_candidates(probe)
+print("replica used before asking:", connections["replica"].connection is not None)
+with replica_reads():
+    find_candidate_records(probe)
+print("replica used when asked:", connections["replica"].connection is not None)
+"""
+    env = child_env(DATABASE_REPLICA_URL=database_url() + "?application_name=replica")
+    done = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "replica used before asking: False" in done.stdout
+    assert "replica used when asked: True" in done.stdout
+
+
 # --- gunicorn with our config -------------------------------------------------------------------
 
 
