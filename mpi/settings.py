@@ -111,10 +111,14 @@ def _database(url: str) -> dict:
         config["ENGINE"] = "mpi.postgresql"  # its health check sends nothing (mpi/postgresql/base.py)
     options = config.setdefault("OPTIONS", {})
     options["options"] = f"{options.get('options', '')} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
-    # Server-side parameters: psycopg prepares a statement it has run 5 times on a
-    # connection, and PostgreSQL then skips planning it (a full-patient read's plan costs
-    # more than running it). Not through a transaction-pooling PgBouncer older than 1.21.
-    options.setdefault("server_side_binding", os.environ.get("DB_SERVER_SIDE_BINDING", "true") == "true")
+    # Server-side parameters, and psycopg prepares a statement it has run 5 times on a
+    # connection: PostgreSQL then skips parsing it, and planning it where one plan fits
+    # every value (a full-patient read's plan costs more than running it). Django turns
+    # preparing off unless asked (prepare_threshold=None, for connection poolers). Not
+    # through a transaction-pooling PgBouncer older than 1.21: DB_SERVER_SIDE_BINDING=false.
+    server_side = os.environ.get("DB_SERVER_SIDE_BINDING", "true") == "true"
+    options.setdefault("server_side_binding", server_side)
+    options.setdefault("prepare_threshold", 5 if server_side else None)
     return config
 
 
