@@ -144,6 +144,24 @@ def test_web_processes_get_a_short_statement_timeout_and_commands_a_long_one():
     assert _show_statement_timeout(DB_COMMAND_STATEMENT_TIMEOUT_MS="0") == "0"
 
 
+def test_statements_are_prepared_on_their_fifth_run_unless_binding_is_client_side():
+    code = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mpi.settings'); "
+        "django.setup(); from django.db import connection; connection.ensure_connection(); "
+        "print(connection.connection.prepare_threshold)"
+    )
+
+    def threshold(**env) -> str:
+        done = subprocess.run(
+            [PYTHON, "-c", code], cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert threshold() == "5"
+    assert threshold(DB_SERVER_SIDE_BINDING="false") == "None"  # a transaction-pooling PgBouncer
+
+
 # --- Connection health checks -----------------------------------------------------------------
 
 
