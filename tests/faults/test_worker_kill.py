@@ -32,7 +32,7 @@ import pytest
 from django.db.models import Count
 
 from accounts.services import issue_token
-from bench.server import children, free_port
+from bench.server import children
 from matching.models import Merge, MergeStatus
 from matching.services import matching_disabled
 from patients.data import IdentifierData
@@ -40,14 +40,13 @@ from patients.models import Identifier, Patient
 from patients.services import register_patient
 from tests.factories import MRN_SYSTEM, patient_data
 from tests.faults.checks import ROOT, assert_audit_chain_intact, assert_no_integrity_violations
-from tests.mpi.test_serving import _wait_for, child_env
+from tests.mpi.test_serving import child_env, gunicorn_server
 
 KILLS = int(os.environ.get("MPI_FAULT_KILLS", "5"))
 SEED = int(os.environ.get("MPI_FAULT_SEED") or random.SystemRandom().randrange(1_000_000))
 CLIENTS = 4
 IMPORT_ROWS = int(os.environ.get("MPI_FAULT_IMPORT_ROWS", "300"))
 IMPORT_KILLS = max(2, KILLS // 2)
-BIN = Path(sys.executable).parent
 
 
 # --- Processes -------------------------------------------------------------------------------
@@ -174,62 +173,41 @@ def test_killing_gunicorn_workers_mid_write_loses_no_acknowledged_write(steward,
     rng = random.Random(SEED)
     _, token = issue_token(user=steward, name="fault test")
     pairs = _patient_pairs(10 + 4 * KILLS)
-    port = free_port()
-    env = child_env(
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        GUNICORN_WORKERS="2",
-        GUNICORN_TIMEOUT="10",
-        HOME=str(tmp_path),
-        MPI_PROCESS="web",
-    )
-    env.pop("XDG_RUNTIME_DIR", None)
     log = tmp_path / "gunicorn.log"
     ledger = Ledger()
     stop = threading.Event()
     kills = []
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [str(BIN / "gunicorn"), "mpi.wsgi:application", "-c", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    env = {"GUNICORN_WORKERS": "2", "GUNICORN_TIMEOUT": "10", "MPI_PROCESS": "web"}
+    with gunicorn_server(tmp_path, log, **env) as (server, base):
+        wait_for_workers(server.pid, 2, time.monotonic() + 60)
+        mrns = (f"KILL-{SEED}-{n}" for n in itertools.count())
+        threads = [
+            threading.Thread(
+                target=_client_loop,
+                args=(Client(base, token, ledger), random.Random(SEED + i), pairs, mrns, stop),
+            )
+            for i in range(CLIENTS)
+        ]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30 + 10 * KILLS
         try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_for(f"{base}/healthz", time.monotonic() + 60)
-            wait_for_workers(server.pid, 2, time.monotonic() + 60)
-            mrns = (f"KILL-{SEED}-{n}" for n in itertools.count())
-            threads = [
-                threading.Thread(
-                    target=_client_loop,
-                    args=(Client(base, token, ledger), random.Random(SEED + i), pairs, mrns, stop),
-                )
-                for i in range(CLIENTS)
-            ]
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 30 + 10 * KILLS
-            try:
-                for _ in range(KILLS):
-                    # Kill while the clients are getting answers, not while both workers
-                    # are still booting after the previous kill.
-                    ledger.wait_for_answers(2, deadline)
-                    time.sleep(rng.uniform(0, 0.4))
-                    workers = wait_for_workers(server.pid, 2, deadline)
-                    victim = rng.choice(workers)
-                    os.kill(victim, signal.SIGKILL)
-                    kills.append(victim)
-                # The replacements serve: the registry still takes writes after the last kill.
+            for _ in range(KILLS):
+                # Kill while the clients are getting answers, not while both workers
+                # are still booting after the previous kill.
                 ledger.wait_for_answers(2, deadline)
-            finally:
-                stop.set()
-                for t in threads:
-                    t.join(timeout=120)
-            assert not any(t.is_alive() for t in threads)
+                time.sleep(rng.uniform(0, 0.4))
+                workers = wait_for_workers(server.pid, 2, deadline)
+                victim = rng.choice(workers)
+                os.kill(victim, signal.SIGKILL)
+                kills.append(victim)
+            # The replacements serve: the registry still takes writes after the last kill.
+            ledger.wait_for_answers(2, deadline)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop.set()
+            for t in threads:
+                t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads)
 
     answers = sorted(ledger.statuses.items())
     context = f"seed {SEED} (MPI_FAULT_SEED reproduces the choices); answers {answers}"

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 from urllib.request import Request, urlopen
@@ -200,35 +202,18 @@ def test_a_connection_the_server_closed_is_replaced_before_a_request_uses_it(int
 
     patient = register_patient(data=patient_data(mrn="1"))
     _, token = issue_token(user=integrator, name="health check test")
-    port = free_port()
-    env = child_env(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", HOME=str(tmp_path))
-    env.pop("XDG_RUNTIME_DIR", None)
     log = tmp_path / "gunicorn.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [str(Path(PYTHON).parent / "gunicorn"), "mpi.wsgi:application", "-c", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_for(f"{base}/healthz", time.monotonic() + 60)
-            read = Request(
-                f"{base}/api/v1/patients/{patient.uuid}/", headers={"Authorization": f"Bearer {token}"}
-            )
-            statuses = []
-            for _ in range(3):
-                with urlopen(read, timeout=10) as response:
-                    statuses.append(response.status)
-                _terminate_other_backends()
-                time.sleep(0.2)  # the server's goodbye reaches the worker's socket
+    with gunicorn_server(tmp_path, log) as (_, base):
+        headers = {"Authorization": f"Bearer {token}"}
+        read = Request(f"{base}/api/v1/patients/{patient.uuid}/", headers=headers)
+        statuses = []
+        for _ in range(3):
             with urlopen(read, timeout=10) as response:
                 statuses.append(response.status)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+            _terminate_other_backends()
+            time.sleep(0.2)  # the server's goodbye reaches the worker's socket
+        with urlopen(read, timeout=10) as response:
+            statuses.append(response.status)
     assert statuses == [200] * 4, log.read_text()[-3000:]
 
 
@@ -279,41 +264,29 @@ def test_reads_inside_a_transaction_on_the_primary_stay_there():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_process_with_a_replica_sends_search_reads_there_and_writes_to_the_primary():
-    code = """
+@pytest.mark.parametrize(
+    ("imports", "read"),
+    [
+        ("from patients.models import Patient", "Patient.objects.count()"),
+        (  # raw SQL: the candidate query of a search or match
+            "from search.blocking import find_candidate_records; from tests.factories import patient_data",
+            "find_candidate_records(patient_data(mrn='1'))",
+        ),
+    ],
+    ids=["orm", "candidate query"],
+)
+def test_a_process_with_a_replica_sends_search_reads_there_and_writes_to_the_primary(imports, read):
+    code = f"""
 import django, os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mpi.settings")
 django.setup()
 from django.db import connections
 from mpi.db import replica_reads
-from patients.models import Patient
-Patient.objects.count()
+{imports}
+{read}
 print("replica used before asking:", connections["replica"].connection is not None)
 with replica_reads():
-    Patient.objects.count()
-print("replica used when asked:", connections["replica"].connection is not None)
-"""
-    env = child_env(DATABASE_REPLICA_URL=database_url() + "?application_name=replica")
-    done = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "replica used before asking: False" in done.stdout
-    assert "replica used when asked: True" in done.stdout
-
-
-def test_the_candidate_query_of_a_search_or_match_goes_to_the_replica_when_asked():
-    code = """
-import django, os
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mpi.settings")
-django.setup()
-from django.db import connections
-from mpi.db import replica_reads
-from search.blocking import find_candidate_records, find_candidates
-from tests.factories import patient_data
-probe = patient_data(mrn="1")
-find_candidates(probe)
-print("replica used before asking:", connections["replica"].connection is not None)
-with replica_reads():
-    find_candidate_records(probe)
+    {read}
 print("replica used when asked:", connections["replica"].connection is not None)
 """
     env = child_env(DATABASE_REPLICA_URL=database_url() + "?application_name=replica")
@@ -337,11 +310,14 @@ def _wait_for(url: str, deadline: float) -> None:
             time.sleep(0.2)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_gunicorn_serves_health_checks_and_json_request_lines(tmp_path):
+@contextmanager
+def gunicorn_server(tmp_path: Path, log: Path, **env: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """gunicorn with gunicorn.conf.py on a free port of 127.0.0.1 (one worker unless ``env``
+    says otherwise), its output in ``log``, answering /healthz: (the master, its base URL)."""
     port = free_port()
-    log = tmp_path / "gunicorn.log"
-    env = child_env(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", HOME=str(tmp_path))
+    env = child_env(
+        **{"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1", "HOME": str(tmp_path), **env}
+    )
     env.pop("XDG_RUNTIME_DIR", None)
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -354,14 +330,21 @@ def test_gunicorn_serves_health_checks_and_json_request_lines(tmp_path):
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_for(f"{base}/healthz", time.monotonic() + 60)
-            ready = json.loads(urlopen(f"{base}/readyz", timeout=10).read())
-            assert ready == {"status": "ok"}
-            with pytest.raises(OSError) as refused:
-                urlopen(f"{base}/api/v1/patients/", timeout=10)
-            assert refused.value.code == 401
+            yield server, base
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_serves_health_checks_and_json_request_lines(tmp_path):
+    log = tmp_path / "gunicorn.log"
+    with gunicorn_server(tmp_path, log) as (_, base):
+        ready = json.loads(urlopen(f"{base}/readyz", timeout=10).read())
+        assert ready == {"status": "ok"}
+        with pytest.raises(OSError) as refused:
+            urlopen(f"{base}/api/v1/patients/", timeout=10)
+        assert refused.value.code == 401
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith('{"ts"')]
     assert [(line["route"], line["status"]) for line in lines][-3:] == [
         ("/healthz", 200),
@@ -373,23 +356,8 @@ def test_gunicorn_serves_health_checks_and_json_request_lines(tmp_path):
 
 
 def test_gunicorn_with_an_unreachable_database_is_alive_but_not_ready(tmp_path):
-    port = free_port()
-    env = child_env(
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        GUNICORN_WORKERS="1",
-        HOME=str(tmp_path),
-        DATABASE_URL=f"postgres://nobody@127.0.0.1:{free_port()}/nothing",
-    )
-    server = subprocess.Popen(
-        [str(Path(PYTHON).parent / "gunicorn"), "mpi.wsgi:application", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_for(f"{base}/healthz", time.monotonic() + 60)
+    nowhere = f"postgres://nobody@127.0.0.1:{free_port()}/nothing"
+    with gunicorn_server(tmp_path, tmp_path / "gunicorn.log", DATABASE_URL=nowhere) as (_, base):
         with pytest.raises(OSError) as unavailable:
             urlopen(f"{base}/readyz", timeout=10)
         assert unavailable.value.code == 503
@@ -397,9 +365,6 @@ def test_gunicorn_with_an_unreachable_database_is_alive_but_not_ready(tmp_path):
             "status": "unavailable",
             "reason": "database unreachable",
         }
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_health_urls_are_named():
