@@ -370,7 +370,7 @@ def refresh_candidates_for(
     partners = [o.patient_id for o in outcomes]
     transaction.on_commit(lambda: close_candidates_on_retired(partners), robust=True)
     outcomes = sorted(outcomes, key=lambda o: o.patient_id)
-    if new:  # one statement for the pairs and one for their history
+    if new:  # one statement for the pairs and their history
         fresh = [new_candidate(patient=patient, outcome=o, version=version) for o in outcomes]
         create_with_history(fresh, user=actor, reason=OPENED)
         return fresh
