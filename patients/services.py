@@ -62,7 +62,7 @@ def _check_identifiers_free(identifiers: tuple[IdentifierData, ...], *, owner: P
     """Raise IdentifierConflict for the first identifier another live patient holds.
 
     A friendly early answer only: the partial unique index is what guarantees it,
-    see ``_insert_identifiers`` for the race.
+    see ``_execute_claiming`` for the race.
     """
     if not identifiers:
         return
@@ -83,24 +83,37 @@ def _check_identifiers_free(identifiers: tuple[IdentifierData, ...], *, owner: P
             )
 
 
-def _insert_identifiers(patient: Patient, items: list[IdentifierData], actor, reason: str) -> None:
-    rows = [
-        Identifier(patient=patient, system=i.system, value=i.value, **_row_values(i, _IDENTIFIER_FIELDS))
+def _identifier_rows(items, **patient) -> list[Identifier]:
+    return [
+        Identifier(**patient, system=i.system, value=i.value, **_row_values(i, _IDENTIFIER_FIELDS))
         for i in items
     ]
-    if not rows:
+
+
+def _execute_claiming(statement: InsertWithHistory, identifiers, *, owner: Patient | None) -> None:
+    """Run ``statement``, which inserts these identifiers for ``owner`` (None: a new patient).
+
+    A concurrent writer can insert the same (system, value) between our check and this
+    insert; the unique index makes us wait for it and then fail. The savepoint keeps the
+    transaction usable to name the winner.
+    """
+    if not identifiers:
+        statement.execute()
         return
     try:
-        # A concurrent writer can insert the same (system, value) between our check and
-        # this insert; the unique index makes us wait for it and then fail. The
-        # savepoint keeps the transaction usable to name the winner.
         with transaction.atomic():
-            create_with_history(rows, user=actor, reason=reason)
+            statement.execute()
     except IntegrityError as exc:
         if "uniq_live_identifier" not in str(exc):
             raise
-        _check_identifiers_free(tuple(items), owner=patient)
+        _check_identifiers_free(tuple(identifiers), owner=owner)
         raise  # the conflicting row vanished again: let the caller see the real error
+
+
+def _insert_identifiers(patient: Patient, items: list[IdentifierData], actor, reason: str) -> None:
+    statement = InsertWithHistory(user=actor, reason=reason)
+    statement.add(_identifier_rows(items, patient=patient))
+    _execute_claiming(statement, items, owner=patient)
 
 
 def _insert_new_patient(patient: Patient, data: PatientData, actor, reason: str) -> None:
@@ -111,23 +124,9 @@ def _insert_new_patient(patient: Patient, data: PatientData, actor, reason: str)
     names = [Name(primary=n.primary, **_row_values(n, _NAME_FIELDS)) for n in data.names]
     addresses = [Address(primary=a.primary, **_row_values(a, _ADDRESS_FIELDS)) for a in data.addresses]
     contacts = [Contact(**_row_values(c, _CONTACT_FIELDS)) for c in data.contacts]
-    identifiers = [
-        Identifier(system=i.system, value=i.value, **_row_values(i, _IDENTIFIER_FIELDS))
-        for i in data.identifiers
-    ]
-    for rows in (names, addresses, contacts, identifiers):
+    for rows in (names, addresses, contacts, _identifier_rows(data.identifiers)):
         statement.add(rows, parent=patient)
-    if not identifiers:
-        statement.execute()
-        return
-    try:
-        with transaction.atomic():  # as in _insert_identifiers: name the winner of a race
-            statement.execute()
-    except IntegrityError as exc:
-        if "uniq_live_identifier" not in str(exc):
-            raise
-        _check_identifiers_free(data.identifiers, owner=None)
-        raise
+    _execute_claiming(statement, data.identifiers, owner=None)
 
 
 def _sync_rows(
@@ -437,7 +436,7 @@ def restore_patient(*, patient: Patient, actor=None, reason: str = "") -> Patien
         tuple(IdentifierData(system=i.system, value=i.value) for i in identifiers), owner=patient
     )
     try:
-        # As in _insert_identifiers: a concurrent writer may claim one after the check.
+        # As in _execute_claiming: a concurrent writer may claim one after the check.
         with transaction.atomic():
             for ident in identifiers:
                 ident.live = True
