@@ -193,6 +193,12 @@ def test_a_further_filter_on_loaded_children_stays_with_its_patient(rich):
     assert loaded.identifiers.count() == 2  # the cached rows
     assert set(loaded.names.values_list("patient_id", flat=True)) == {patient.pk}
     assert Patient.objects.with_children().filter(pk=other.pk).count() == 1
+    # The cached queryset itself, used directly, also stays with its patient.
+    cached = loaded.addresses.all()
+    assert cached.exclude(pk=0).count() == len(cached) > 0
+    theirs = list(Address.objects.filter(patient=other).values_list("city", flat=True))
+    assert cached.update(city="Elsewhere") == len(cached)
+    assert list(Address.objects.filter(patient=other).values_list("city", flat=True)) == theirs
 
 
 def test_load_patient_data_is_what_was_registered(rich, clerk):
