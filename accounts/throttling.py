@@ -4,8 +4,11 @@ A client is an API token (its own ``rate_per_minute``, else the default), else a
 user, else the caller's address. The default is ``MPI_API_RATE`` requests per minute
 (3000; ``off`` disables throttling). Counts live in PostgreSQL (``RateCounter``, an
 UNLOGGED table, one upsert per request), so the limit holds across every gunicorn worker
-and app host — a per-process cache would multiply it by the number of workers.
-Windows are calendar minutes; ``Retry-After`` says when the current one ends.
+and app host — a per-process cache would multiply it by the number of workers. A
+token's request is counted by the statement that finds the token
+(``accounts.authentication``, with ``COUNT_TOKEN_REQUEST``): one round trip fewer on
+every token request. Windows are calendar minutes; ``Retry-After`` says when the
+current one ends.
 """
 
 from __future__ import annotations
@@ -38,20 +41,37 @@ def _client(request) -> tuple[str, int | None]:
     return f"ip:{client_ip(request._request)}", default_rate()
 
 
+_UPSERT = (
+    'INSERT INTO accounts_ratecounter (client, "window", count) {rows}'
+    ' ON CONFLICT (client, "window") DO UPDATE SET count = accounts_ratecounter.count + 1'
+    " RETURNING count"
+)
+_COUNT = _UPSERT.format(rows="VALUES (%s, %s, 1)")
+# A token's request counted in the statement that finds the token: a CTE over the CTE
+# ``found`` (its columns ``{token}``: the token's id, ``{rate}``: its own rate), with
+# the parameters ``window`` and ``default`` (is a default rate set?). The client key
+# and the condition are those of ``_client``.
+COUNT_TOKEN_REQUEST = _UPSERT.format(
+    rows="SELECT 'token:' || {token}, %(window)s, 1 FROM found WHERE %(default)s OR coalesce({rate}, 0) > 0"
+)
+
+
+def current_window(now: float | None = None) -> int:
+    return int((time.time() if now is None else now) // 60)
+
+
 def count_request(client: str, window: int) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO accounts_ratecounter (client, "window", count) VALUES (%s, %s, 1)
-            ON CONFLICT (client, "window") DO UPDATE SET count = accounts_ratecounter.count + 1
-            RETURNING count
-            """,
-            [client, window],
-        )
+        cursor.execute(_COUNT, [client, window])
         count = cursor.fetchone()[0]
-        if random.randrange(PURGE_EVERY) == 0:
-            cursor.execute('DELETE FROM accounts_ratecounter WHERE "window" < %s', [window - 1])
+    _purge_now_and_then(window)
     return count
+
+
+def _purge_now_and_then(window: int) -> None:
+    if random.randrange(PURGE_EVERY) == 0:
+        with connection.cursor() as cursor:
+            cursor.execute('DELETE FROM accounts_ratecounter WHERE "window" < %s', [window - 1])
 
 
 class ClientRateThrottle(BaseThrottle):
@@ -61,7 +81,13 @@ class ClientRateThrottle(BaseThrottle):
             return True
         now = time.time()
         self._retry_after = 60 - now % 60
-        return count_request(client, int(now // 60)) <= rate
+        window = current_window(now)
+        # Counted already by the statement that found the token, if in this window.
+        counted = getattr(request.auth, "counted", None)
+        if counted is not None and counted[0] == window:
+            _purge_now_and_then(window)
+            return counted[1] <= rate
+        return count_request(client, window) <= rate
 
     def wait(self) -> float | None:
         return getattr(self, "_retry_after", None)

@@ -8,9 +8,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from accounts import throttling
 from accounts.models import LoginFailure, RateCounter
 from accounts.services import issue_token
 from mpi.security import SEEN, STARTED
@@ -163,6 +167,63 @@ def test_the_default_rate_applies_per_client_and_can_be_switched_off(client, int
     assert RateCounter.objects.get().client == f"user:{integrator.pk}"
     settings.MPI_API_RATE = "off"
     assert codes(in_one_window(lambda: client.get("/api/v1/patients/"), 3)) == [200, 200, 200]
+
+
+def test_a_token_is_found_and_its_request_counted_in_one_statement(client, integrator):
+    token, plain = issue_token(user=integrator, name="lab")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {plain}"}
+    with CaptureQueriesContext(connection) as queries:
+        responses = in_one_window(lambda: client.get(f"/api/v1/patients/{uuid4()}/", **auth), 3)
+    assert codes(responses) == [404, 404, 404]
+    counted = [q["sql"] for q in queries if "accounts_ratecounter" in q["sql"] and "INSERT" in q["sql"]]
+    assert len(counted) == 3 and all("accounts_apitoken" in sql for sql in counted)
+    assert RateCounter.objects.get().client == f"token:{token.pk}"
+    assert RateCounter.objects.get().count == 3
+
+
+def test_only_the_tokens_holder_spends_its_rate(client, integrator):
+    """The prefix is not secret (it is in logs and the audit trail): a wrong secret with
+    the right prefix is a 401 and counts nothing against the real token."""
+    token, _ = issue_token(user=integrator, name="lab")
+    forged = f"mpi_{token.prefix}_{'x' * 43}"
+    responses = in_one_window(
+        lambda: client.get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Bearer {forged}"), 3
+    )
+    assert codes(responses) == [401, 401, 401]
+    assert not RateCounter.objects.exists()
+
+
+def test_a_tokens_own_rate_applies_with_the_default_switched_off(client, integrator, settings):
+    settings.MPI_API_RATE = "off"
+    token, plain = issue_token(user=integrator, name="lab")
+    _, unlimited = issue_token(user=integrator, name="ward")
+    assert (
+        codes(
+            in_one_window(
+                lambda: client.get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Bearer {unlimited}"), 3
+            )
+        )
+        == [200] * 3
+    )
+    assert not RateCounter.objects.exists()  # nothing to count against
+    token.rate_per_minute = 2
+    token.save()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {plain}"}
+    assert codes(in_one_window(lambda: client.get("/api/v1/patients/", **auth), 3)) == [200, 200, 429]
+
+
+def test_a_request_counted_in_the_minute_before_is_counted_again_in_the_new_one(
+    client, integrator, monkeypatch
+):
+    """The token's statement counts in the minute it ran; a throttle check that falls in
+    the next minute counts the request there (never lets it through uncounted)."""
+    _, plain = issue_token(user=integrator, name="lab")
+    minute = int(time.time() // 60)
+    ticks = iter([minute, minute + 1])
+    monkeypatch.setattr(throttling, "current_window", lambda now=None: next(ticks))
+    RateCounter.objects.all().delete()
+    assert client.get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Bearer {plain}").status_code == 200
+    assert sorted(RateCounter.objects.values_list("window", "count")) == [(minute, 1), (minute + 1, 1)]
 
 
 # --- Headers ---------------------------------------------------------------------------------
