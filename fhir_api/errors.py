@@ -80,3 +80,40 @@ def invalid(diagnostics: str, *, expression: list[str] | None = None, status: in
 
 def not_supported(diagnostics: str, *, expression: list[str] | None = None, status: int = 400) -> FhirError:
     return FhirError(status, "not-supported", diagnostics, expression=expression)
+
+
+def unreadable_structure(value, root: str, exc: Exception) -> tuple[str, str]:
+    """(diagnostics, FHIRPath) for a resource fhir.resources failed on with an exception
+    of its own rather than a validation error (a ``TypeError`` or ``KeyError`` from an
+    embedded resource whose ``resourceType`` is not a string, or names no R4 resource).
+
+    The usual cause is named with its path; otherwise the library's message is passed
+    on, at the root.
+    """
+    found = _bad_resource_type(value, root)
+    if found is not None:
+        return found
+    return f"The resource could not be read: {exc}.", root
+
+
+def _bad_resource_type(value, path: str) -> tuple[str, str] | None:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    if isinstance(value, dict):
+        if "resourceType" in value:
+            kind = value["resourceType"]
+            if not isinstance(kind, str) or not kind:
+                return "'resourceType' must be the name of a FHIR resource type.", f"{path}.resourceType"
+            try:
+                get_fhir_model_class(kind)
+            except (KeyError, ValueError):
+                return f"Unknown resource type {kind[:64]!r}: not an R4 resource.", f"{path}.resourceType"
+        items = ((f"{path}.{key}", item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", item) for i, item in enumerate(value))
+    else:
+        return None
+    for where, item in items:
+        if (found := _bad_resource_type(item, where)) is not None:
+            return found
+    return None

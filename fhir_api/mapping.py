@@ -19,7 +19,7 @@ import pydantic
 from django.core.exceptions import ValidationError
 from fhir.resources.R4B.patient import Patient as R4BPatient
 
-from fhir_api.errors import FhirError, issue
+from fhir_api.errors import FhirError, issue, unreadable_structure
 from patients.codes import (
     MERGE_LINK_TYPES,
     AddressType,
@@ -329,8 +329,9 @@ def structure_issues(resource: dict, model=R4BPatient, root: str = "Patient") ->
                 message = f"Unknown element: R4 {root} has no such element."
             issues.append(issue("structure", message, expression=[path]))
         return issues
-    except (ValueError, TypeError) as exc:  # fhir.resources raises these for some inputs
-        return [issue("structure", str(exc), expression=[root])]
+    except (ValueError, TypeError, KeyError) as exc:  # fhir.resources raises these for some inputs
+        diagnostics, where = unreadable_structure(resource, root, exc)
+        return [issue("structure", diagnostics, expression=[where])]
     except RecursionError:  # a resource built in code; request bodies are depth-limited on parsing
         return [issue("structure", "The resource is nested too deeply.", expression=[root])]
     return []

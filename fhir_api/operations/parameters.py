@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticError
 
-from fhir_api.errors import FhirError, issue
+from fhir_api.errors import FhirError, issue, unreadable_structure
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,9 @@ def parse_parameters(body: Any) -> OperationInput:
                 for e in exc.errors()[:20]
             ]
         ) from exc
+    except (ValueError, TypeError, KeyError) as exc:  # fhir.resources raises these for some inputs
+        diagnostics, where = unreadable_structure(body, "Parameters", exc)
+        raise OperationError(diagnostics, code="structure", expression=where) from exc
     return OperationInput(parameters)
 
 

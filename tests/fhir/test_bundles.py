@@ -254,6 +254,26 @@ def test_batch_does_not_resolve_references_between_entries(as_integrator):
             },
             "Bundle.entry[0].request.url",
         ),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {"request": {"method": "POST", "url": "Patient"}, "resource": {"resourceType": "Nope"}}
+                ],
+            },
+            "Bundle.entry[0].resource.resourceType",
+        ),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [
+                    {"request": {"method": "POST", "url": "Patient"}, "resource": {"resourceType": None}}
+                ],
+            },
+            "Bundle.entry[0].resource.resourceType",
+        ),
     ],
 )
 def test_malformed_bundles_are_400(as_integrator, body, expression):

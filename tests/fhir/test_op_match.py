@@ -171,6 +171,33 @@ def test_an_invalid_probe_is_refused_with_its_fhirpath(as_integrator):
             },
             None,
         ),
+        # fhir.resources raises TypeError / KeyError (not a validation error) on these.
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "resource", "resource": {"resourceType": None}}],
+            },
+            "Parameters.parameter[0].resource.resourceType",
+        ),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "resource", "resource": {"resourceType": "Nope"}}],
+            },
+            "Parameters.parameter[0].resource.resourceType",
+        ),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {
+                        "name": "resource",
+                        "resource": {**patient_resource(), "contained": [{"resourceType": 5}]},
+                    }
+                ],
+            },
+            "Parameters.parameter[0].resource.contained[0].resourceType",
+        ),
     ],
     ids=[
         "not-parameters",
@@ -180,6 +207,9 @@ def test_an_invalid_probe_is_refused_with_its_fhirpath(as_integrator):
         "boolean-as-string",
         "unknown-parameter",
         "not-a-patient",
+        "null-resource-type",
+        "unknown-resource-type",
+        "contained-number-resource-type",
     ],
 )
 def test_bad_parameters_are_400_with_a_clear_issue(as_integrator, body, expression):

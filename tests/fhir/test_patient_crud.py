@@ -73,6 +73,8 @@ def test_duplicate_identifier_is_409_naming_the_holder(as_integrator, smith):
         ({"name": [{"use": "official"}]}, 422, "Patient.name[0].family"),
         ({"name": [{"family": "X", "use": "formal"}]}, 422, "Patient.name[0].use"),
         ({"colour": "blue"}, 400, "Patient.colour"),
+        ({"contained": [{"resourceType": "Nope"}]}, 400, "Patient.contained[0].resourceType"),
+        ({"contained": [{"resourceType": None}]}, 400, "Patient.contained[0].resourceType"),
         ({"photo": [{"url": "http://x/y.png"}]}, 422, "Patient.photo"),
         ({"telecom": [{"system": "pigeon", "value": "1"}]}, 422, "Patient.telecom[0].system"),
         ({"telecom": [{"system": "email", "value": "not an email"}]}, 422, "Patient.telecom[0].value"),
