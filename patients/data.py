@@ -130,6 +130,22 @@ _WHITESPACE = re.compile(r"\s+")
 _URI = re.compile(r"^(urn:(oid|uuid|[a-z0-9][a-z0-9-]*):|[a-z][a-z0-9+.-]*://)\S+$", re.IGNORECASE)
 
 
+# The column's limit (PostgreSQL smallint).
+MAX_BIRTH_ORDER = 32767
+
+
+def whole_number(text: str | None, *, max_digits: int = 18) -> int | None:
+    """``text`` as an int when it is 1 to ``max_digits`` ASCII digits, else None.
+
+    For numbers in URLs, headers and files: ``str.isdigit()`` also accepts "²" and other
+    Unicode digits that ``int()`` refuses, and ``int()`` refuses more than 4,300 digits;
+    both were 500s. 18 digits always fit a bigint.
+    """
+    if text and len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def clean_text(value: str | None) -> str:
     """Trim and collapse whitespace; NFC so that one letter is one code point."""
     if not value:
@@ -223,6 +239,8 @@ def clean_patient_data(data: PatientData, *, today: date | None = None) -> Patie
     if data.multiple_birth_order is not None:
         if data.multiple_birth_order < 1:
             errors.add("multiple_birth_order", "The birth order starts at 1.")
+        elif data.multiple_birth_order > MAX_BIRTH_ORDER:
+            errors.add("multiple_birth_order", f"The birth order is at most {MAX_BIRTH_ORDER}.")
         elif data.multiple_birth is False and data.multiple_birth_order > 1:
             errors.add("multiple_birth_order", "A birth order above 1 needs a multiple birth.")
         elif data.multiple_birth_order > 1:
