@@ -29,6 +29,7 @@ from django.db.models import Q, QuerySet
 
 from audit.models import Action, AuditEvent, Interface, Outcome
 from fhir_api.search_params import DateCriterion, SearchParamError, parse_date, split_unescaped, unescape
+from patients.data import whole_number
 
 AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 DICOM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -325,20 +326,21 @@ def parse_audit_search(pairs: list[tuple[str, str]]) -> AuditSearch:
     sort = _single(pairs, "_sort")
     cursor = _single(pairs, "_cursor")
     notes = []
-    if count is not None and not count.isdigit():
-        raise SearchParamError("_count", f"{count!r} is not a non-negative integer.")
-    requested = DEFAULT_COUNT if count is None else int(count)
+    requested = DEFAULT_COUNT if count is None else whole_number(count)
+    if requested is None:
+        raise SearchParamError("_count", f"{count[:40]!r} is not a non-negative integer (at most 18 digits).")
     if requested > MAX_COUNT:
         notes.append(f"_count={requested} is above the maximum; {MAX_COUNT} events per page are returned.")
     if sort not in (None, "date", "-date"):
         raise SearchParamError("_sort", f"{sort!r}: only date and -date (the default, newest first).")
-    if cursor is not None and not (cursor.isdigit() and len(cursor) < 19):
-        raise SearchParamError("_cursor", f"{cursor!r} is not a cursor from a next link.")
+    position = None if cursor is None else whole_number(cursor)
+    if cursor is not None and position is None:
+        raise SearchParamError("_cursor", f"{cursor[:40]!r} is not a cursor from a next link.")
     return AuditSearch(
         **{field: tuple(values) for field, values in criteria.items()},
         count=min(requested, MAX_COUNT),
         descending=sort != "date",
-        cursor=int(cursor) if cursor is not None else None,
+        cursor=position,
         raw=tuple(raw),
         notes=tuple(notes),
     )

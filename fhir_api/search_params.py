@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 from patients.codes import Gender, IdentifierType
+from patients.data import whole_number
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
@@ -434,9 +435,10 @@ def _single(pairs: list[tuple[str, str]], name: str) -> str | None:
 
 
 def _non_negative(name: str, value: str) -> int:
-    if not value.isdigit():
-        raise SearchParamError(name, f"{value!r} is not a non-negative integer.")
-    return int(value)
+    number = whole_number(value)
+    if number is None:
+        raise SearchParamError(name, f"{value[:40]!r} is not a non-negative integer (at most 18 digits).")
+    return number
 
 
 def parse_sort(value: str) -> tuple[SortKey, ...]:

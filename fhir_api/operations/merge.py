@@ -24,7 +24,7 @@ from fhir_api.operations.parameters import Issue, OperationError, OperationInput
 from matching.merging import MergeChoices
 from matching.models import Merge, MergeStatus
 from patients.codes import LinkType
-from patients.data import clean_text
+from patients.data import clean_text, whole_number
 from patients.models import Identifier, Link, Patient
 from patients.queries import load_patient_data
 
@@ -233,11 +233,11 @@ def read_merge(params: OperationInput, *, base_url: str, header_reason: str) -> 
             )
         version_id = (resource.get("meta") or {}).get("versionId")
         if version_id is not None:
-            if not str(version_id).isdigit():
+            if whole_number(str(version_id)) is None:
                 raise OperationError(
                     "meta.versionId must be a version number.", expression=f"{path}.meta.versionId"
                 )
-            if target_version is not None and int(version_id) != target_version:
+            if target_version is not None and whole_number(str(version_id)) != target_version:
                 raise OperationError(
                     f"result-patient.meta.versionId ({version_id}) and the target-patient reference's "
                     f"version ({target_version}) disagree.",

@@ -32,6 +32,7 @@ from fhir_api.errors import FhirError, issue, operation_outcome
 from fhir_api.search_params import SearchParamError
 from fhir_api.views.base import FhirView, fhir_base_url, fhir_response
 from mpi.access import note_access
+from patients.data import whole_number
 
 VIEW = "audit.view_auditevent"
 AUDIT_READ = {"resource": "AuditEvent"}
@@ -97,7 +98,7 @@ class AuditEventInstanceView(FhirView):
     permissions = {"GET": VIEW}
 
     def get(self, request, id):
-        event = AuditEvent.objects.filter(pk=int(id)).first() if id.isdigit() and len(id) < 19 else None
+        event = AuditEvent.objects.filter(pk=pk).first() if (pk := whole_number(id)) is not None else None
         if event is None:
             raise FhirError(404, "not-found", f"No AuditEvent/{id}.")
         note_access(request, "read", (), detail=AUDIT_READ)

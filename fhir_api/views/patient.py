@@ -16,6 +16,7 @@ from fhir_api.views.base import FhirView, fhir_base_url, fhir_response
 from mpi.access import note_access
 from mpi.db import replica_reads
 from patients.api.views import change_reason
+from patients.data import whole_number
 from patients.models import Patient
 
 DEFAULT_COUNT = 20
@@ -132,17 +133,19 @@ class PatientVersionView(FhirView):
 
 
 def _count(request) -> int:
-    raw = request.query_params.get("_count", str(DEFAULT_COUNT))
-    if not raw.isdigit():
+    count = whole_number(request.query_params.get("_count", str(DEFAULT_COUNT)))
+    if count is None:
         raise FhirError(400, "invalid", "_count must be a whole number.", expression=["_count"])
-    return min(int(raw), MAX_COUNT)
+    return min(count, MAX_COUNT)
 
 
 def _page(request) -> int:
-    raw = request.query_params.get("_page", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        raise FhirError(400, "invalid", "_page must be a whole number from 1.", expression=["_page"])
-    return int(raw)
+    page = whole_number(request.query_params.get("_page", "1"), max_digits=9)
+    if page is None or page < 1:
+        raise FhirError(
+            400, "invalid", "_page must be a whole number from 1 (at most 9 digits).", expression=["_page"]
+        )
+    return page
 
 
 def _since(request) -> datetime | None:

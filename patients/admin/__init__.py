@@ -33,6 +33,7 @@ from patients.admin.forms import (
 )
 from patients.admin.inlines import AddressInline, ContactInline, IdentifierInline, LinkInline, NameInline
 from patients.codes import MERGE_LINK_TYPES, PHONE_SYSTEMS, IdentifierType
+from patients.data import whole_number
 from patients.errors import PatientConflict
 from patients.models import Address, Contact, Identifier, Link, Name, Organization, Patient
 from patients.services import delete_patient, register_patient, update_patient
@@ -248,8 +249,8 @@ class PatientAdmin(SimpleHistoryAdmin):
         return type(form.__name__, (form,), {"service_errors": service_errors_for(request)})
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        if object_id is not None and request.method == "GET" and object_id.isdigit():
-            self._note(request, "read", Patient.all_objects.filter(pk=int(object_id)))
+        if object_id is not None and request.method == "GET" and (pk := whole_number(object_id)) is not None:
+            self._note(request, "read", Patient.all_objects.filter(pk=pk))
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except ServiceRejected as rejected:

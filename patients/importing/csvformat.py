@@ -20,7 +20,7 @@ from uuid import UUID
 
 from django.utils import timezone
 
-from patients.data import AddressData, ContactData, IdentifierData, NameData, PatientData
+from patients.data import AddressData, ContactData, IdentifierData, NameData, PatientData, whole_number
 from patients.importing.source import ImportFileError, Source, SourceRecord
 
 IDENTIFIER_GROUPS = ("identifier", "identifier_2", "identifier_3", "identifier_4", "identifier_5")
@@ -334,8 +334,8 @@ class CsvReader:
         """true/false, or the birth order (1, 2, ...) which implies a multiple birth."""
         if not text:
             return None, None
-        if text.isdigit() and int(text) > 1:
-            return True, int(text)
+        if (order := whole_number(text)) is not None and order > 1:
+            return True, order
         if text.lower() in TRUE:
             return True, None
         if text.lower() in FALSE:

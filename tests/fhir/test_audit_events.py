@@ -270,6 +270,10 @@ def test_bad_search_values_are_a_400_outcome(as_auditor):
     assert outcome_issues(response)[0]["expression"] == ["date"]
     response = as_auditor.get(f"{BASE}/AuditEvent?_cursor=123456")
     assert response.status_code == 400
+    for query in ("_count=%C2%B2", "_count=" + "9" * 5000, "_cursor=%C2%B2", "_cursor=" + "9" * 5000):
+        response = as_auditor.get(f"{BASE}/AuditEvent?{query}")
+        assert response.status_code == 400, query
+        assert outcome_issues(response)[0]["expression"] == [query.split("=")[0]]
 
 
 def test_the_capability_statement_lists_audit_event(db, anonymous):

@@ -50,7 +50,10 @@ def test_history_since_filters_versions(as_steward, smith, clerk):
     assert [e["response"]["etag"] for e in bundle["entry"]] == ['W/"2"']
 
 
-@pytest.mark.parametrize("query", ["_since=yesterday", "_count=-1", "_page=0"])
+@pytest.mark.parametrize(
+    "query",
+    ["_since=yesterday", "_count=-1", "_page=0", "_page=%C2%B2", "_count=%C2%B2", "_page=" + "9" * 5000],
+)
 def test_bad_history_parameters_are_400(as_steward, smith, query):
     response = as_steward.get(f"{BASE}/Patient/{smith.uuid}/_history?{query}")
     assert response.status_code == 400

@@ -73,6 +73,7 @@ def test_duplicate_identifier_is_409_naming_the_holder(as_integrator, smith):
         ({"name": [{"use": "official"}]}, 422, "Patient.name[0].family"),
         ({"name": [{"family": "X", "use": "formal"}]}, 422, "Patient.name[0].use"),
         ({"colour": "blue"}, 400, "Patient.colour"),
+        ({"multipleBirthInteger": 65537}, 422, "Patient.multipleBirthInteger"),
         ({"contained": [{"resourceType": "Nope"}]}, 400, "Patient.contained[0].resourceType"),
         ({"contained": [{"resourceType": None}]}, 400, "Patient.contained[0].resourceType"),
         ({"photo": [{"url": "http://x/y.png"}]}, 422, "Patient.photo"),

@@ -210,6 +210,9 @@ def test_unknown_parameters_are_refused_strictly_on_get(as_integrator, crowd):
         ("_count=abc", "_count"),
         ("_count=-5", "_count"),
         ("_offset=x", "_offset"),
+        ("_offset=%C2%B2", "_offset"),  # "²": str.isdigit() but not int()
+        ("_offset=" + "9" * 5000, "_offset"),  # more digits than int() reads
+        ("_count=" + "9" * 19, "_count"),
         ("gender=M", "gender"),
         ("active=yes", "active"),
         ("family:sounds=smith", "family:sounds"),

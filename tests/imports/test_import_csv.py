@@ -13,7 +13,7 @@ from patients.services import register_patient
 from search.maintenance import check_index
 from search.queries import search_patients
 from tests.factories import patient_data
-from tests.imports.conftest import MRN, SSN, csv_file, read_rejects_csv, row, run_import, write
+from tests.imports.conftest import HEADER, MRN, SSN, csv_file, read_rejects_csv, row, run_import, write
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +213,23 @@ def test_matching_finds_duplicates_inside_one_batch(workdir):
     assert {candidate.patient_a.pk, candidate.patient_b.pk} == set(
         Patient.objects.values_list("pk", flat=True)
     )
+
+
+def test_a_birth_order_out_of_range_is_a_reject_not_a_wrapped_value(workdir):
+    """65537 once reached the database as 1 (a smallint packed in two bytes, unchecked)."""
+    path = csv_file(
+        workdir,
+        row("B1") + ",2",
+        row("B2") + ",65537",
+        row("B3") + ",²",
+        header=HEADER + ",multiple_birth",
+    )
+    out = run_import(path, "--no-match")
+    assert "created 1, updated 0, unchanged 0, rejected 2" in out
+    assert Patient.objects.get().multiple_birth_order == 2
+    rejects = read_rejects_csv(workdir / "patients.rejects.csv")
+    assert (rejects[0]["_field"], rejects[0]["_reason"]) == (
+        "multiple_birth",
+        "The birth order is at most 32767.",
+    )
+    assert rejects[1]["_field"] == "multiple_birth"
