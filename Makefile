@@ -23,7 +23,7 @@ help:
 	@echo "make run        set everything up and serve the app with demo data on http://$(HOST):$(PORT)"
 	@echo "make test       set everything up and run the whole test suite"
 	@echo "make db-stop    stop the project-local PostgreSQL cluster"
-	@echo "make fuzz-api   longer schemathesis run over the REST API (FUZZ_EXAMPLES=300 per operation)"
+	@echo "make fuzz-api   longer schemathesis run over the REST API, random seed (FUZZ_EXAMPLES=300 per operation)"
 	@echo "make fuzz-fhir  longer hypothesis run over the FHIR API, random seed (FHIR_FUZZ_EXAMPLES=500 per test)"
 	@echo "make faults     longer fault run: worker kills, killed imports, random concurrent writes"
 	@echo "make lint       ruff check + format check"
@@ -72,7 +72,7 @@ test: install db
 
 FUZZ_EXAMPLES ?= 300
 fuzz-api: install db
-	MPI_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/patients/api/test_schema.py -k conforms $(PYTEST_ARGS)
+	MPI_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MPI_FUZZ_RANDOM=1 $(BIN)/pytest tests/patients/api/test_schema.py -k conforms $(PYTEST_ARGS)
 
 FHIR_FUZZ_EXAMPLES ?= 500
 fuzz-fhir: install db
