@@ -233,17 +233,18 @@ def read_merge(params: OperationInput, *, base_url: str, header_reason: str) -> 
             )
         version_id = (resource.get("meta") or {}).get("versionId")
         if version_id is not None:
-            if whole_number(str(version_id)) is None:
+            version = whole_number(str(version_id))
+            if version is None:
                 raise OperationError(
                     "meta.versionId must be a version number.", expression=f"{path}.meta.versionId"
                 )
-            if target_version is not None and whole_number(str(version_id)) != target_version:
+            if target_version is not None and version != target_version:
                 raise OperationError(
                     f"result-patient.meta.versionId ({version_id}) and the target-patient reference's "
                     f"version ({target_version}) disagree.",
                     expression=f"{path}.meta.versionId",
                 )
-            target_version = int(version_id)
+            target_version = version
         allowed = _merge_links(target.patient) | {(LinkType.REPLACES, source.patient.uuid)}
         data = embedded(patient_from_fhir, resource, path, allowed_merge_links=allowed)
         stored = load_patient_data([target.patient.pk, source.patient.pk], include_deleted=True)
