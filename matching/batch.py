@@ -54,7 +54,7 @@ from matching.frequencies import frequencies_missing, load_term_frequencies, ref
 from matching.model import MatchGrade, MatchModel
 from matching.models import MatchModelVersion
 from matching.prefilter import StagedReject
-from matching.services import GRADE_RANK, active_matcher
+from matching.services import GRADE_RANK, active_matcher, index_population
 
 DEFAULT_CHUNK_PATIENTS = 2000
 GRADES = (MatchGrade.CERTAIN, MatchGrade.PROBABLE, MatchGrade.POSSIBLE, MatchGrade.CERTAINLY_NOT)
@@ -194,11 +194,14 @@ class BatchOptions:
 
 
 def prepare_scoring(*, log: Callable[[str], None]) -> tuple[MatchModelVersion, MatchModel, dict]:
-    """The active model and the whole term-frequency table (counted first if empty)."""
+    """The active model, for the index size counted (so that the same data is graded
+    the same, pass after pass: ``services.index_population``), and the whole
+    term-frequency table (counted first if empty)."""
     if frequencies_missing():
         stats = refresh_name_frequencies()
         log(f"Name frequencies were empty: counted {stats.patients:,} patients in {stats.seconds:.1f} s.")
     version, model = active_matcher()
+    model = MatchModel(model.params, population=index_population(exact=True))
     return version, model, load_term_frequencies()
 
 

@@ -33,6 +33,7 @@ from patients.models import Link, Patient
 from patients.queries import load_patient_data
 from patients.retry import retry_on_conflict
 from search.blocking import find_candidate_records
+from search.models import PatientIndex
 
 # Candidates retrieved per probe before scoring; the blocks rank them, so the true
 # record is near the top when it is there at all.
@@ -65,18 +66,30 @@ def matching_enabled() -> bool:
     return _matching_enabled.get()
 
 
-def _index_population() -> int:
-    """Live indexed patients, from the planner's estimate (a count(*) is a scan).
+def index_population(*, exact: bool = False) -> int:
+    """The number of index rows, which the prior follows: the planner's estimate, or
+    with ``exact`` a count.
 
-    Never below ``MIN_POPULATION``: the prior follows the index size, and a young
-    registry of a few hundred records must not make the matcher more eager to match
-    (nor make a pair's grade depend on how many patients a test happens to create).
+    A match takes the estimate (``pg_class.reltuples``; a count is a scan of the
+    index). A batch pass counts (a fraction of a second at a million rows, once a
+    pass): the estimate is re-sampled by every ANALYZE, autovacuum's included, and
+    moves by a percent or so, so two passes over the same data graded a few hundred
+    of 88,000 pairs near a threshold differently (docs/bench.md); counted, the same
+    data gives the same grades.
+
+    Never below ``MIN_POPULATION``: a young registry of a few hundred records must not
+    make the matcher more eager to match (nor make a pair's grade depend on how many
+    patients a test happens to create).
     """
+    table = PatientIndex._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'search_patientindex'")
+        if exact:
+            cursor.execute(f"SELECT count(*) FROM {table}")
+        else:
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
         row = cursor.fetchone()
-    estimate = int(row[0]) if row and row[0] and row[0] > 0 else 0
-    return max(estimate, MIN_POPULATION)
+    found = int(row[0]) if row and row[0] and row[0] > 0 else 0
+    return max(found, MIN_POPULATION)
 
 
 def active_matcher() -> tuple[MatchModelVersion, MatchModel]:
@@ -101,7 +114,7 @@ def active_matcher() -> tuple[MatchModelVersion, MatchModel]:
     if cached and time.monotonic() - cached[0] < MODEL_TTL_SECONDS:
         return version, cached[1]
     params = MatchModelVersion.objects.values_list("params", flat=True).get(pk=version.pk)
-    model = MatchModel(MatchParams.from_dict(params), population=_index_population())
+    model = MatchModel(MatchParams.from_dict(params), population=index_population())
     _cache[key] = (time.monotonic(), model)
     return version, model
 

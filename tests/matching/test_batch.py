@@ -383,3 +383,28 @@ def test_staged_reject_for_keeps_one_template_per_model_and_tf_fields():
     assert a is not b and a.tf is rare and b.tf is common
     assert a._w is b._w  # the template's tables, not rebuilt
     assert staged_reject_for(model, None)._rest_after_1 < a._rest_after_1  # tf raises the bound
+
+
+def test_a_pass_computes_the_prior_for_the_index_size_counted_not_estimated(monkeypatch):
+    """The planner's estimate moves with every ANALYZE; a pass counts, so the same data
+    is graded the same pass after pass (a match keeps the estimate: no scan per probe)."""
+    from django.db import connection
+
+    from matching import services
+    from matching.batch import prepare_scoring
+
+    monkeypatch.setattr(services, "MIN_POPULATION", 1)  # a test-sized registry
+    for i in range(3):
+        register_patient(data=patient_data(family=f"Population{i}", given=("Ann",), mrn=f"P{i}"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'search_patientindex'")
+        (estimate,) = cursor.fetchone()
+    # The estimate is whatever the last ANALYZE saw (here: not these uncommitted rows).
+    assert services.index_population() == max(int(estimate), 1)
+    assert services.index_population(exact=True) == 3
+
+    _, model, _ = prepare_scoring(log=lambda message: None)
+    _, online = active_matcher()
+    params = online.params
+    assert model.params == params
+    assert model.prior == pytest.approx(params.expected_duplicates_per_record / 3)
