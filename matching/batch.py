@@ -76,6 +76,7 @@ class Totals:
     scored: dict[str, int] = field(default_factory=dict)  # grade -> pairs
     opened: dict[str, int] = field(default_factory=dict)  # grade -> new candidates
     refreshed: dict[str, int] = field(default_factory=dict)  # grade -> open candidates re-scored
+    unchanged: int = 0  # of those, scored as stored already (not written)
     kept_decided: int = 0  # pairs >= possible whose candidate was already decided
     closed: int = 0  # open candidates scored below possible, dismissed
     rejected_early: int = 0  # pairs the weight bound proved certainly-not
@@ -397,6 +398,7 @@ class _ChunkWriter:
             totals.add(totals.opened, grade, n)
         for grade, n in counts.refreshed.items():
             totals.add(totals.refreshed, grade, n)
+        totals.unchanged += counts.unchanged
         totals.kept_decided += counts.kept_decided
         totals.closed += counts.closed
         totals.pairs_scored += len(result.scored)

@@ -5,7 +5,9 @@ changes no patient), plus the closing of stale candidates that
 ``services.refresh_candidates_for`` does for one patient:
 
 * a new pair at ``possible`` or above opens a candidate ("Opened by the matcher");
-* an open candidate is re-scored ("Re-scored by the matcher", its note cleared);
+* an open candidate is re-scored ("Re-scored by the matcher", its note cleared),
+  unless its score is what is stored already (``services.rescore``): then nothing is
+  written;
 * a decided one (merged, linked, not a duplicate, dismissed) stays as it is;
 * an open candidate whose pair this pass scored below ``possible`` is dismissed by
   the system with a note, as the per-write matcher does. Open candidates whose pair
@@ -31,11 +33,10 @@ from simple_history.utils import bulk_update_with_history
 
 from matching.model import MatchResult
 from matching.models import CandidateStatus, MatchCandidate, MatchModelVersion
-from matching.services import OPENED, MatchOutcome, record_candidate
+from matching.services import OPENED, RESCORED, MatchOutcome, record_candidate, rescore
 from patients.copyrows import insert_with_history
 from patients.models import Patient
 
-RESCORED = "Re-scored by the matcher"
 CLOSED = "Closed by the matcher: the batch scored the pair below possible."
 SCORED_FIELDS = [
     "probability",
@@ -54,6 +55,7 @@ CLOSED_FIELDS = ["status", "decided_at", "decided_by", "note", "updated_at"]
 class WriteCounts:
     opened: dict[str, int] = field(default_factory=dict)  # grade -> new candidates
     refreshed: dict[str, int] = field(default_factory=dict)  # grade -> open candidates re-scored
+    unchanged: int = 0  # of those, scored as stored already: not written
     kept_decided: int = 0
     closed: int = 0
 
@@ -111,11 +113,12 @@ def _write_bulk(scored, found, version) -> WriteCounts:
             new.append(MatchCandidate(patient_a_id=a, patient_b_id=b, **_values(result, blocks, version)))
             _count(counts.opened, grade)
         elif candidate.status == CandidateStatus.OPEN:
-            for name, value in _values(result, blocks, version).items():
-                setattr(candidate, name, value)
-            candidate.note, candidate.updated_at = "", now
-            rescored.append(candidate)
             _count(counts.refreshed, grade)
+            if rescore(candidate, _values(result, blocks, version)):
+                candidate.updated_at = now
+                rescored.append(candidate)
+            else:
+                counts.unchanged += 1
         else:
             counts.kept_decided += 1
     stale = []

@@ -280,10 +280,20 @@ def test_batched_writes_record_history_and_rescore_open_candidates(demo, tmp_pat
 
     again = _run(tmp_path)
 
-    refreshed = history.filter(history_change_reason=batch_writes.RESCORED)
-    assert refreshed.count() == opened  # every open candidate re-scored once, with history
+    # The same data scores the same: no candidate is written again, no history row added.
+    assert not history.filter(history_change_reason=batch_writes.RESCORED).exists()
+    assert f"left untouched: {opened:,}" in again
     assert MatchCandidate.objects.count() == opened and "closed: 0" in again
     assert not MatchCandidate.objects.exclude(status=CandidateStatus.OPEN).exists()
+
+    # A score that differs from the stored one (an older model's, say) is re-written.
+    stale = MatchCandidate.objects.order_by("pk").first()
+    MatchCandidate.objects.filter(pk=stale.pk).update(probability=0.5, weight=0.0)
+    third = _run(tmp_path)
+    rescored = history.filter(history_change_reason=batch_writes.RESCORED)
+    assert list(rescored.values_list("id", flat=True)) == [stale.pk]
+    stale.refresh_from_db()
+    assert stale.probability != 0.5 and f"left untouched: {opened - 1:,}" in third
 
 
 def test_open_candidate_scored_below_possible_is_closed_other_pairs_left_alone(tmp_path):
@@ -354,7 +364,7 @@ def test_a_conflicting_insert_falls_back_to_record_candidate_pair_by_pair():
     assert candidate.probability == pytest.approx(result.probability)
     assert sum(counts.opened.values()) == 1 and sum(counts.refreshed.values()) == 1
     reasons = list(candidate.history.order_by("history_id").values_list("history_change_reason", flat=True))
-    assert reasons == ["Opened by the matcher", "Re-scored by the matcher"]
+    assert reasons == ["Opened by the matcher"]  # the second time, the same score: nothing written
 
 
 def test_match_patient_early_reject_keeps_every_pair_the_full_score_grades_possible(demo):

@@ -93,6 +93,25 @@ def test_update_rescores_an_open_candidate(clerk):
     candidate = MatchCandidate.objects.get()
     assert candidate.probability >= before
     assert candidate.status == CandidateStatus.OPEN
+    assert candidate.history.first().history_change_reason == "Re-scored by the matcher"
+
+
+def test_an_update_that_leaves_the_score_as_it_was_writes_no_candidate_version(clerk):
+    register_patient(data=john(), actor=clerk)
+    duplicate = register_patient(data=jon_smyth_elsewhere(), actor=clerk)
+    candidate = MatchCandidate.objects.get()
+    versions = candidate.history.count()
+    # Marital status is not compared: the same score, so nothing to write.
+    same = replace(patient_to_data(duplicate), marital_status="M")
+    update_patient(patient=duplicate, data=same, expected_version=1, actor=clerk)
+    assert duplicate.history.count() == 2  # the patient did change
+    candidate.refresh_from_db()
+    assert candidate.history.count() == versions
+    # A note (a re-opened pair's) is cleared by the next re-score, even at the same score.
+    MatchCandidate.objects.filter(pk=candidate.pk).update(note="Re-opened: family changed.")
+    update_patient(patient=duplicate, data=replace(same, marital_status="S"), expected_version=2, actor=clerk)
+    candidate.refresh_from_db()
+    assert candidate.note == "" and candidate.history.count() == versions + 1
 
 
 def test_not_duplicate_stays_decided_unless_a_compared_field_changes(clerk, steward):

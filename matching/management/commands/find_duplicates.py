@@ -98,6 +98,7 @@ class Command(BaseCommand):
             row = (totals.scored.get(g, 0), totals.opened.get(g, 0), totals.refreshed.get(g, 0))
             opened = f"{row[1]:>10,}{row[2]:>11,}" if g != "certainly-not" else f"{'-':>10}{'-':>11}"
             out(f"  {g:<15}{row[0]:>12,}{opened}")
+        out(f"  open candidates refreshed with the score they had, left untouched: {totals.unchanged:,}")
         out(f"  decided pairs left as decided: {totals.kept_decided:,}")
         out(f"  open candidates scored below possible, closed: {totals.closed:,}")
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in totals.seconds.items())
