@@ -16,8 +16,9 @@ changes no patient), plus the closing of stale candidates that
   meet may still be one the per-write matcher rightly opened.
 
 Instead of three queries per pair, each chunk reads its existing candidates in one
-locked query and writes with ``patients.copyrows.insert_with_history`` (COPY) /
-``bulk_update_with_history`` (history rows with the same change reasons, no user). A
+locked query and writes with ``patients.copyrows.insert_with_history`` and
+``update_with_history`` (COPY; the rows and history rows simple-history's bulk
+functions write, with the same change reasons, no user). A
 concurrent registration may open one of the chunk's pairs between the read and the
 insert; then the chunk's transaction is rolled back and the chunk written again pair
 by pair through ``record_candidate``, which handles exactly that race.
@@ -29,12 +30,11 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from simple_history.utils import bulk_update_with_history
 
 from matching.model import MatchResult
 from matching.models import CandidateStatus, MatchCandidate, MatchModelVersion
 from matching.services import OPENED, RESCORED, MatchOutcome, record_candidate, rescore
-from patients.copyrows import insert_with_history
+from patients.copyrows import insert_with_history, update_with_history
 from patients.models import Patient
 
 CLOSED = "Closed by the matcher: the batch scored the pair below possible."
@@ -135,9 +135,9 @@ def _write_bulk(scored, found, version) -> WriteCounts:
     if new:
         insert_with_history(new, MatchCandidate, reason=OPENED)
     if rescored:
-        bulk_update_with_history(rescored, MatchCandidate, SCORED_FIELDS, default_change_reason=RESCORED)
+        update_with_history(rescored, MatchCandidate, SCORED_FIELDS, reason=RESCORED, when=now)
     if stale:
-        bulk_update_with_history(stale, MatchCandidate, CLOSED_FIELDS, default_change_reason=CLOSED)
+        update_with_history(stale, MatchCandidate, CLOSED_FIELDS, reason=CLOSED, when=now)
     counts.closed = len(stale)
     return counts
 

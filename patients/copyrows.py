@@ -117,3 +117,80 @@ def _copy_with_history(
         columns,
         ([*(v[name] for name in tracked), when, user_id, reason, "+"] for v in values),
     )
+
+
+def update_with_history(
+    objs: Sequence[Model],
+    model: type[Model],
+    fields: Sequence[str],
+    *,
+    user=None,
+    reason: str = "",
+    when: datetime | None = None,
+) -> None:
+    """Write ``fields`` of saved ``objs`` and one "~" history row each: the rows
+    ``simple_history.utils.bulk_update_with_history`` writes, for a fraction of the CPU.
+
+    Django's ``bulk_update`` sends each field as a ``CASE WHEN id = ... THEN ...`` over
+    the whole batch, compiled by the ORM value by value: re-scoring the 88,000 open
+    candidates of a million-patient registry took ~200 s of CPU that way. Here the new
+    values are COPYed into a temporary table (arrays and JSON included, which
+    ``unnest`` of one array per column cannot carry) and applied by one UPDATE; the
+    history rows are COPYed too.
+    """
+    if not objs:
+        return
+    meta, ops = model._meta, connection.ops
+    targets = [meta.pk, *(meta.get_field(name) for name in fields)]
+    columns = [ops.quote_name(f.column) for f in targets]
+    json = {f.attname for f in targets if isinstance(f, JSONField)}
+    table, staging = ops.quote_name(meta.db_table), f"_update_{meta.db_table}"
+    with connection.cursor() as cursor:
+        # A copy of the columns without their constraints, dropped below (not ON COMMIT:
+        # inside an outer transaction a second call would find it still there).
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staging} AS SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
+        )
+        copy_rows(
+            staging,
+            [f.column for f in targets],
+            (
+                [
+                    f.get_db_prep_save(getattr(obj, f.attname), connection)
+                    if f.attname in json
+                    else getattr(obj, f.attname)
+                    for f in targets
+                ]
+                for obj in objs
+            ),
+        )
+        assignments = ", ".join(f"{c} = s.{c}" for c in columns[1:])
+        cursor.execute(
+            f"UPDATE {table} t SET {assignments} FROM {staging} s WHERE t.{columns[0]} = s.{columns[0]}"
+        )
+        cursor.execute(f"DROP TABLE {staging}")
+    history = model.history.model
+    tracked = history.tracked_fields
+    when = when or timezone.now()
+    user_id = user.pk if user is not None else None
+    history_columns = [history._meta.get_field(f.attname).column for f in tracked]
+    history_columns += ["history_date", "history_user_id", "history_change_reason", "history_type"]
+    copy_rows(
+        history._meta.db_table,
+        history_columns,
+        (
+            [
+                *(
+                    f.get_db_prep_save(getattr(obj, f.attname), connection)
+                    if isinstance(f, JSONField)
+                    else getattr(obj, f.attname)
+                    for f in tracked
+                ),
+                when,
+                user_id,
+                reason,
+                "~",
+            ]
+            for obj in objs
+        ),
+    )

@@ -418,3 +418,47 @@ def test_a_pass_computes_the_prior_for_the_index_size_counted_not_estimated(monk
     params = online.params
     assert model.params == params
     assert model.prior == pytest.approx(params.expected_duplicates_per_record / 3)
+
+
+def test_update_with_history_writes_the_rows_bulk_update_with_history_writes(steward):
+    """The batch's COPY-based update (patients.copyrows) against simple-history's own:
+    the same row values and the same history rows, JSON, arrays and keys included."""
+    from django.utils import timezone
+    from simple_history.utils import bulk_update_with_history
+
+    from patients.copyrows import update_with_history
+
+    with matching_disabled():
+        people = [register_patient(data=patient_data(family="Copy", given=(g,), mrn=g)) for g in "ABCD"]
+    version, _ = active_matcher()
+    ours, theirs = (
+        MatchCandidate.objects.create(
+            patient_a=a, patient_b=b, probability=0.4, weight=1.0, grade=MatchGrade.POSSIBLE,
+            evidence={}, blocks=["family_year"], model_version=version,
+        )
+        for a, b in (people[:2], people[2:])
+    )  # fmt: skip
+    now = timezone.now()
+    fields = [*batch_writes.SCORED_FIELDS, "status", "decided_at", "decided_by"]
+    for candidate in (ours, theirs):
+        candidate.probability, candidate.weight, candidate.grade = 0.97, 7.25, MatchGrade.PROBABLE
+        candidate.evidence = {"evidence": [{"field": "family", "value_a": "Müller", "weight": -1.5}]}
+        candidate.evidence["n"] = None
+        candidate.blocks, candidate.note, candidate.updated_at = ["name_postcode", "phone"], "Ré-scored", now
+        candidate.status, candidate.decided_at, candidate.decided_by = CandidateStatus.DISMISSED, now, steward
+
+    update_with_history([ours], MatchCandidate, fields, user=steward, reason="why", when=now)
+    bulk_update_with_history(
+        [theirs], MatchCandidate, fields, default_user=steward, default_change_reason="why", default_date=now
+    )
+
+    def stored(candidate, model, skip):
+        newest = "-pk" if model is MatchCandidate else "-history_id"
+        values = model.objects.filter(id=candidate.pk).order_by(newest).values().first()
+        return {k: v for k, v in values.items() if k not in skip}
+
+    pair = {"id", "uuid", "patient_a_id", "patient_b_id", "created_at"}
+    assert stored(ours, MatchCandidate, pair) == stored(theirs, MatchCandidate, pair)
+    history = MatchCandidate.history.model
+    assert stored(ours, history, {*pair, "history_id"}) == stored(theirs, history, {*pair, "history_id"})
+    assert ours.history.first().history_type == "~" and ours.history.count() == 2
