@@ -1,5 +1,7 @@
 """Multi-row inserts with COPY, for the bulk importer: the rows and history rows that
-``simple_history.utils.bulk_create_with_history`` writes, for a fraction of the CPU.
+``simple_history.utils.bulk_create_with_history`` writes, for a fraction of the CPU
+(and ``update_with_history``, the same for ``bulk_update_with_history``: batch
+detection's re-scored candidates).
 
 Why not ``bulk_create_with_history`` itself: profiling an import of 3,000 patients
 (docs/import.md) put 60% of its CPU time in Django's INSERT compiler and psycopg's
