@@ -32,6 +32,8 @@ def run_at_once(target: Callable[[int], object], count: int = 16, *, timeout: fl
         t.start()
     for t in threads:
         t.join(timeout=timeout)
+    hung = [i for i, t in enumerate(threads) if t.is_alive()]
+    assert not hung, f"calls {hung} still running after {timeout} s (a deadlock?)"
     return results
 
 

@@ -4,7 +4,6 @@ import threading
 from dataclasses import replace
 
 import pytest
-from django.db import connection
 
 from matching.integrity import check_integrity
 from matching.merging import MergeError, merge_patients, unmerge_patients
@@ -16,33 +15,15 @@ from patients.queries import load_patient_data
 from patients.services import register_patient
 from patients.signals import patient_changed
 from search.models import PatientIndex
-from tests.concurrency import start_thread
+from tests.concurrency import run_at_once, start_thread
 from tests.factories import patient_data
 
 OTHER_MRN = "urn:oid:1.2.36.146.595.217.0.2"
 
 
-def _run_at_once(targets: list) -> list:
-    """Run each callable in its own thread (own connection), all released together."""
-    barrier = threading.Barrier(len(targets))
-    results: list = [None] * len(targets)
-
-    def worker(i):
-        try:
-            barrier.wait()
-            results[i] = targets[i]()
-        except Exception as exc:  # collected and asserted on below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(targets))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
-    return results
+def _run_at_once(jobs: list) -> list:
+    """Each callable on a thread of its own (own connection), all released together."""
+    return run_at_once(lambda i: jobs[i](), len(jobs))
 
 
 def _person(n: int, family: str = "Smith") -> Patient:
