@@ -399,7 +399,8 @@ def refresh_candidates_for(
     with a note (by the system, not a person). ``new``: the patient was registered in
     this transaction, so no candidate row can involve it yet (no other transaction
     can see it): nothing to lock, refresh or close, only pairs to open. ``data``: the
-    patient as it reads back (a registration's signal carries it), else it is read.
+    patient as it reads back (a registration's or an update's signal carries it), else
+    it is read.
     """
     matcher = active_matcher()
     version = matcher[0]
@@ -450,7 +451,7 @@ def on_patient_changed(
     sender, *, patient: Patient, action: str, actor=None, data: PatientData | None = None, **kwargs
 ) -> None:
     """``patient_changed`` receiver: registration and updates match in the same request
-    (a registration with the data it was written from, not read back)."""
+    (with the data the write sent: not read back)."""
     if not matching_enabled():
         return
     if action in ("registered", "updated", "restored"):

@@ -386,7 +386,9 @@ def update_patient(
     if not changed:
         return patient
     _bump(patient, actor, reason)
-    patient_changed.send(sender=Patient, patient=patient, action="updated", actor=actor)
+    # Indexing and matching both need the patient as stored now: read once, sent along.
+    stored = load_patient_data([patient.pk])[patient.pk]
+    patient_changed.send(sender=Patient, patient=patient, action="updated", actor=actor, data=stored)
     _bump_others(others, actor, reason)
     return patient
 

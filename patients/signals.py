@@ -6,9 +6,11 @@ right after a write sees it. Receivers must not do work outside the database her
 anything external belongs in ``transaction.on_commit``.
 
 Arguments: ``patient`` (the Patient, children written), ``action`` (one of
-``ACTIONS``), ``actor`` (a User or None for the system). A registration also sends
-``data``: the new patient as it reads back (``patients.data.in_stored_order`` of the
-cleaned data its rows were written from), so that receivers need not read it back.
+``ACTIONS``), ``actor`` (a User or None for the system). A registration and an update
+also send ``data``: the patient as it reads back (a registration: ``patients.data.
+in_stored_order`` of the cleaned data its rows were written from; an update: read once
+after its writes), so that each receiver need not read it back. Such a patient is live
+and not merged away (an update refuses both).
 """
 
 from django.dispatch import Signal

@@ -203,10 +203,11 @@ def on_patient_changed(
     """``patient_changed`` receiver: runs inside the writer's transaction, so a match
     or search right after the write (even before commit, in that transaction) sees it.
 
-    A registration sends the data it was written from: its row is built from that, as
-    the bulk importer's are (a new patient cannot be merged away), without reading the
-    patient back."""
-    if action == "registered" and data is not None:
+    A registration sends the data it was written from, an update the data it read
+    back once for every receiver: the row is built from that, as the bulk importer's
+    are (neither patient can be deleted or merged away), without reading the patient
+    again."""
+    if action in ("registered", "updated") and data is not None:
         write_index_rows({patient.pk: index_values(data)})
         return
     reindex_patient(patient)

@@ -85,6 +85,31 @@ def test_update_rewrites_the_row(clerk):
     assert index.emails == ["mary@example.org"]
 
 
+def test_an_update_reads_the_patient_once_for_its_index_row_and_its_matching(clerk):
+    """The row is built from the data the update read back (sent with the signal, which
+    matching uses too), and equals the row a rebuild makes: kept rows come back before
+    new ones (by id), the primary name first, whatever order the update gave."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from search.indexing import INDEX_FIELDS
+
+    patient = register_patient(data=patient_data(family="Smith", given=("John",)), actor=clerk)
+    stored = patient_to_data(patient)
+    data = replace(
+        stored,
+        names=(NameData(family="Smyth", given=("Jon",), use="old"), *stored.names),
+        contacts=(ContactData(system="email", value="john@example.org"), *stored.contacts),
+    )
+    with CaptureQueriesContext(connection) as queries:
+        update_patient(patient=patient, data=data, expected_version=1, actor=clerk)
+    assert sum('"_names"' in q["sql"] for q in queries.captured_queries) == 1
+    index = row(patient)
+    rebuilt = load_index_values([patient.pk])[patient.pk]
+    assert {f: getattr(index, f) for f in INDEX_FIELDS} == rebuilt
+    assert index.display_name.startswith("John") and "smyth" in index.family_names
+
+
 def test_soft_delete_drops_the_row_and_restore_brings_it_back(clerk, steward):
     patient = register_patient(data=patient_data(), actor=clerk)
     delete_patient(patient=patient, actor=steward)
