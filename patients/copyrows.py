@@ -145,7 +145,7 @@ def update_with_history(
     meta, ops = model._meta, connection.ops
     targets = [meta.pk, *(meta.get_field(name) for name in fields)]
     columns = [ops.quote_name(f.column) for f in targets]
-    json = {f.attname for f in targets if isinstance(f, JSONField)}
+    json_fields = {f.attname for f in targets if isinstance(f, JSONField)}
     table, staging = ops.quote_name(meta.db_table), f"_update_{meta.db_table}"
     with connection.cursor() as cursor:
         # A copy of the columns without their constraints, dropped below (not ON COMMIT:
@@ -159,7 +159,7 @@ def update_with_history(
             (
                 [
                     f.get_db_prep_save(getattr(obj, f.attname), connection)
-                    if f.attname in json
+                    if f.attname in json_fields
                     else getattr(obj, f.attname)
                     for f in targets
                 ]
