@@ -108,6 +108,14 @@ def _copy_with_history(
     copy_rows(
         model._meta.db_table, [f.column for f in fields], ([v[f.attname] for f in fields] for v in values)
     )
+    _copy_history(model, values, user=user, reason=reason, when=when, history_type="+")
+
+
+def _copy_history(
+    model: type[Model], values: list[dict], *, user, reason: str, when: datetime | None, history_type: str
+) -> None:
+    """One history row per row of ``values`` (``{attname: value}``, JSON adapted), as
+    simple-history's ``bulk_history_create`` makes them."""
     history = model.history.model
     tracked = [f.attname for f in history.tracked_fields]
     when = when or timezone.now()
@@ -117,7 +125,7 @@ def _copy_with_history(
     copy_rows(
         history._meta.db_table,
         columns,
-        ([*(v[name] for name in tracked), when, user_id, reason, "+"] for v in values),
+        ([*(v[name] for name in tracked), when, user_id, reason, history_type] for v in values),
     )
 
 
@@ -143,9 +151,17 @@ def update_with_history(
     if not objs:
         return
     meta, ops = model._meta, connection.ops
+    values = [
+        {
+            f.attname: f.get_db_prep_save(getattr(obj, f.attname), connection)
+            if isinstance(f, JSONField)
+            else getattr(obj, f.attname)
+            for f in meta.concrete_fields
+        }
+        for obj in objs
+    ]
     targets = [meta.pk, *(meta.get_field(name) for name in fields)]
     columns = [ops.quote_name(f.column) for f in targets]
-    json_fields = {f.attname for f in targets if isinstance(f, JSONField)}
     table, staging = ops.quote_name(meta.db_table), f"_update_{meta.db_table}"
     with connection.cursor() as cursor:
         # A copy of the columns without their constraints, dropped below (not ON COMMIT:
@@ -153,46 +169,10 @@ def update_with_history(
         cursor.execute(
             f"CREATE TEMPORARY TABLE {staging} AS SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
         )
-        copy_rows(
-            staging,
-            [f.column for f in targets],
-            (
-                [
-                    f.get_db_prep_save(getattr(obj, f.attname), connection)
-                    if f.attname in json_fields
-                    else getattr(obj, f.attname)
-                    for f in targets
-                ]
-                for obj in objs
-            ),
-        )
+        copy_rows(staging, [f.column for f in targets], ([v[f.attname] for f in targets] for v in values))
         assignments = ", ".join(f"{c} = s.{c}" for c in columns[1:])
         cursor.execute(
             f"UPDATE {table} t SET {assignments} FROM {staging} s WHERE t.{columns[0]} = s.{columns[0]}"
         )
         cursor.execute(f"DROP TABLE {staging}")
-    history = model.history.model
-    tracked = history.tracked_fields
-    when = when or timezone.now()
-    user_id = user.pk if user is not None else None
-    history_columns = [history._meta.get_field(f.attname).column for f in tracked]
-    history_columns += ["history_date", "history_user_id", "history_change_reason", "history_type"]
-    copy_rows(
-        history._meta.db_table,
-        history_columns,
-        (
-            [
-                *(
-                    f.get_db_prep_save(getattr(obj, f.attname), connection)
-                    if isinstance(f, JSONField)
-                    else getattr(obj, f.attname)
-                    for f in tracked
-                ),
-                when,
-                user_id,
-                reason,
-                "~",
-            ]
-            for obj in objs
-        ),
-    )
+    _copy_history(model, values, user=user, reason=reason, when=when, history_type="~")
