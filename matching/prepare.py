@@ -14,12 +14,12 @@ from datetime import date
 from functools import lru_cache
 
 import jellyfish
-from nicknames import NickNamer
 
 from matching import placeholders
 from matching.normalize import address_tokens, digits, email_key, fold, fold_keys, postcode_key, tokens
 from patients.codes import PHONE_SYSTEMS, ContactSystem, Gender
 from patients.data import NameData, PatientData
+from patients.nicknames import nicknamer
 
 # Surname particles: sharing only "de" or "van" is not a partly agreeing double surname.
 SURNAME_PARTICLES = frozenset(
@@ -46,20 +46,16 @@ def _split_generation(text: str) -> tuple[str, str | None]:
     return match.group(1), _GENERATION_ALIASES.get(generation, generation)
 
 
-@lru_cache(maxsize=1)
-def _nicknamer() -> NickNamer:
-    return NickNamer()
-
-
 @lru_cache(maxsize=20000)
 def nickname_groups(name: str) -> tuple[frozenset[str], frozenset[str]]:
     """(names directly related to ``name``, the canonical forms of ``name``).
 
-    From the maintained ``nicknames`` list (carltonnorthern/nicknames): Bill is a
-    nickname of William, Peggy of Margaret. Two names are nickname-equivalent when one
-    is related to the other or they share a canonical form (Bill and Billy: William).
+    From the maintained ``nicknames`` list and our supplement (``patients.nicknames``):
+    Bill and Liam are nicknames of William, Peggy of Margaret, Paco of Francisco. Two
+    names are nickname-equivalent when one is related to the other or they share a
+    canonical form (Bill and Billy: William).
     """
-    nn = _nicknamer()
+    nn = nicknamer()
     canon = frozenset(nn.canonicals_of(name)) | {name}
     return frozenset(nn.nicknames_of(name)) | canon, canon
 

@@ -16,9 +16,9 @@ from functools import cache
 from random import Random
 
 from faker.providers.person.en_US import Provider as UsNames
-from nicknames import NickNamer
 
 from patients.data import AddressData, ContactData, IdentifierData, NameData, PatientData
+from patients.nicknames import nicknamer
 
 # The demo world's "today": ages and dates of death are relative to it, never to the clock.
 REFERENCE_DATE = date(2025, 1, 1)
@@ -126,14 +126,9 @@ def _tables() -> dict:
     }
 
 
-@cache
-def _nicknamer() -> NickNamer:
-    return NickNamer()
-
-
 def nicknames_of(given: str) -> list[str]:
     """Usual nicknames of a given name, title-cased, in a fixed order."""
-    found = _nicknamer().nicknames_of(given)
+    found = nicknamer().nicknames_of(given)
     return sorted(n.title() for n in found if n.isalpha() and len(n) > 1 and n != given.lower())
 
 

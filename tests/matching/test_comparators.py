@@ -148,6 +148,14 @@ def test_exact_name_agreement_carries_the_term_frequency_key_the_index_counts():
         (("Bill",), ("Billy",), L.NICKNAME),
         (("Margaret",), ("Peggy",), L.NICKNAME),
         (("Robert",), ("Bob",), L.NICKNAME),
+        # From the supplement to the nicknames list (patients/nicknames-supplement.csv).
+        (("William",), ("Liam",), L.NICKNAME),
+        (("Liam",), ("Bill",), L.NICKNAME),  # both nicknames of William
+        (("Katherine",), ("Katie",), L.NICKNAME),
+        (("Francisco",), ("Paco",), L.NICKNAME),
+        (("José",), ("Pepe",), L.NICKNAME),
+        (("Jesús",), ("Chuy",), L.NICKNAME),
+        (("Guadalupe",), ("Lupe",), L.NICKNAME),
         (("Christopher",), ("Christoper",), L.JW_HIGH),
         (("John", "Paul"), ("Paul",), L.MIDDLE),
         (("J",), ("John",), L.INITIAL),

@@ -107,6 +107,9 @@ def test_twins_are_two_persons_sharing_family_birth_date_address_and_phone(demo)
         assert first.kind == second.kind == "twin" and first.person_id != second.person_id
         assert first.data.names[0].family == second.data.names[0].family
         assert first.data.names[0].given[0] != second.data.names[0].given[0]
+        # Nor nicknames of each other (with the supplement: no Katherine and Katie twins).
+        assert first.data.names[0].given[0] not in nicknames_of(second.data.names[0].given[0])
+        assert second.data.names[0].given[0] not in nicknames_of(first.data.names[0].given[0])
         assert first.data.birth_date == second.data.birth_date
         assert first.data.addresses == second.data.addresses
         assert not _phones(first.data) or _phones(second.data) <= _phones(first.data)
