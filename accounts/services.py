@@ -12,11 +12,18 @@ from accounts.tokens import new_token
 
 
 @transaction.atomic
-def issue_token(*, user, name: str, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+def issue_token(
+    *, user, name: str, expires_at: datetime | None = None, rate_per_minute: int | None = None
+) -> tuple[ApiToken, str]:
     """Create a token for ``user``; return it and the plain token, which is not kept."""
     plain, prefix, key_hash = new_token()
     token = ApiToken.objects.create(
-        user=user, name=name, prefix=prefix, key_hash=key_hash, expires_at=expires_at
+        user=user,
+        name=name,
+        prefix=prefix,
+        key_hash=key_hash,
+        expires_at=expires_at,
+        rate_per_minute=rate_per_minute,
     )
     return token, plain
 
