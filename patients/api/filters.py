@@ -71,6 +71,28 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = _UtcIsoDateTimeField
 
 
+class _StrictBooleanField(forms.CharField):
+    """true/false (any case) or 1/0; anything else is an error, not an ignored filter."""
+
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in (None, ""):
+            return None
+        try:
+            return self.VALUES[value.strip().lower()]
+        except KeyError:
+            raise forms.ValidationError(f"Enter true or false, not {value!r}.", code="invalid") from None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    """django-filter's BooleanFilter reads an unknown value ("maybe") as no filter at all,
+    so a typo returned every patient; this one answers 400."""
+
+    field_class = _StrictBooleanField
+
+
 class StableOrderingFilter(django_filters.OrderingFilter):
     """Ordering with the primary key as tie-breaker, so that pages never overlap."""
 
@@ -99,7 +121,7 @@ class PatientFilter(django_filters.FilterSet):
     phone = django_filters.CharFilter(method="filter_phone", max_length=255)
     email = django_filters.CharFilter(method="filter_email", max_length=255)
     postcode = django_filters.CharFilter(method="filter_postcode", max_length=20)
-    active = django_filters.BooleanFilter()
+    active = StrictBooleanFilter()
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     ordering = StableOrderingFilter(
         fields=(("updated_at", "updated_at"), ("created_at", "created_at"), ("birth_date", "birth_date")),

@@ -9,7 +9,7 @@ from django.utils import timezone
 from patients.models import Patient
 from patients.services import delete_patient, patient_to_data, register_patient, update_patient
 from tests.factories import MRN_SYSTEM, SSN_SYSTEM, patient_data
-from tests.patients.api.helpers import PATIENTS, error_fields
+from tests.patients.api.helpers import PATIENTS, error_fields, errors_of
 
 pytestmark = pytest.mark.django_db
 
@@ -169,3 +169,17 @@ def test_history_query_count_does_not_grow_with_the_versions(
     with django_assert_max_num_queries(16):
         response = as_steward.get(f"{PATIENTS}{patient.uuid}/history/")
     assert response.json()["count"] == 16
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes", "2"])
+def test_an_unreadable_boolean_filter_is_a_400_not_an_ignored_filter(as_integrator, value):
+    response = as_integrator.get(f"{PATIENTS}?active={value}")
+    assert response.status_code == 400
+    assert errors_of(response)[0]["field"] == "active"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("TRUE", True), ("1", True), ("false", False), ("0", False)])
+def test_boolean_filters_read_true_false_and_1_0(as_integrator, value, expected):
+    response = as_integrator.get(f"{PATIENTS}?active={value}")
+    assert response.status_code == 200
+    assert all(p["active"] is expected for p in response.json()["results"])
