@@ -32,6 +32,7 @@ urlpatterns = [
     *_contributed("fhir_api.views.search"),
     *_contributed("fhir_api.views.operations"),
     *_contributed("fhir_api.views.audit_events"),
+    *_contributed("fhir_api.views.organizations"),
     path("Patient", patient.PatientTypeView.as_view(), name="fhir-patient-type"),
     path("Patient/_history", patient.PatientTypeHistoryView.as_view(), name="fhir-patient-type-history"),
     re_path(rf"^Patient/{_ID}$", patient.PatientInstanceView.as_view(), name="fhir-patient"),
