@@ -131,6 +131,12 @@ PARAMS: dict[str, ParamSpec] = {
             "Patient/<id>: patients whose link (replaced-by, replaces, refer, seealso) points to it.",
         ),
         ParamSpec(
+            "organization",
+            "reference",
+            ("missing", "Organization"),
+            "Organization/<id>: the patients it manages (managingOrganization).",
+        ),
+        ParamSpec(
             "mothersMaidenName",
             "string",
             _STRING_MODS,
@@ -339,11 +345,16 @@ def parse_date(param: str, value: str, *, with_time: bool) -> DateCriterion:
         raise SearchParamError(param, f"{value!r} is not a valid date ({exc}).") from None
 
 
+# The resource type a reference parameter points to.
+REFERENCE_TARGETS = {"link": "Patient", "organization": "Organization"}
+
+
 def parse_reference(param: str, value: str) -> UUID | None:
-    """``Patient/<id>``, ``<id>`` or an absolute URL ending so. None: a well-formed
-    reference that cannot name one of our patients (another type, a non-UUID id)."""
+    """``Patient/<id>`` (``Organization/<id>`` for ``organization``), ``<id>`` or an
+    absolute URL ending so. None: a well-formed reference that cannot name one of ours
+    (another type, a non-UUID id)."""
     parts = value.rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2] != "Patient":
+    if len(parts) >= 2 and parts[-2] != REFERENCE_TARGETS.get(param, "Patient"):
         return None
     try:
         return UUID(parts[-1])
@@ -411,7 +422,7 @@ def parse_clause(key: str, value: str) -> Clause | None:
     spec = PARAMS[name]
     if modifier and modifier not in spec.modifiers:
         raise SearchParamError(key, f"modifier :{modifier} is not supported on {name}.", code="not-supported")
-    if modifier == "Patient":  # link:Patient is link restricted to Patient targets: ours all are
+    if modifier == REFERENCE_TARGETS.get(name):  # link:Patient, organization:Organization: ours all are
         modifier = ""
     alternatives = [v for v in split_unescaped(value, ",") if v.strip()]
     if not alternatives:

@@ -294,6 +294,8 @@ def _value_q(clause: Clause, value) -> Q:
         if param == "link":
             having = Q(pk__in=Link.all_objects.values("patient_id"))
             return ~having if value else having
+        if param == "organization":
+            return Q(managing_organization__isnull=value)
         if param == "birthdate":
             return Q(birth_date__isnull=value)
         if param == "gender":
@@ -331,6 +333,8 @@ def _value_q(clause: Clause, value) -> Q:
         if value is None:
             return NOTHING
         return Q(pk__in=Link.all_objects.filter(other__uuid=value).values("patient_id"))
+    if param == "organization":
+        return Q(managing_organization__uuid=value) if value is not None else NOTHING
     if param == "mothersMaidenName":
         return NOTHING
     raise AssertionError(f"no query for {param}")  # parse_search only lets known ones through

@@ -122,6 +122,9 @@ class PatientFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(method="filter_email", max_length=255)
     postcode = django_filters.CharFilter(method="filter_postcode", max_length=20)
     active = StrictBooleanFilter()
+    managing_organization = django_filters.UUIDFilter(
+        field_name="managing_organization__uuid", help_text="The organization's id (/api/v1/organizations/)."
+    )
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     ordering = StableOrderingFilter(
         fields=(("updated_at", "updated_at"), ("created_at", "created_at"), ("birth_date", "birth_date")),

@@ -14,7 +14,7 @@ from matching.services import matching_disabled
 from patients.data import AddressData, LinkData
 from patients.models import Patient
 from patients.services import delete_patient, register_patient
-from tests.factories import MRN_SYSTEM, SSN_SYSTEM, patient_data
+from tests.factories import MRN_SYSTEM, SSN_SYSTEM, OrganizationFactory, patient_data
 
 pytestmark = pytest.mark.django_db
 
@@ -288,6 +288,20 @@ def test_link_seealso(clerk):
         )
     ids = list(patient_queryset(parse_search([("link", f"Patient/{a.uuid}")])).values_list("pk", flat=True))
     assert ids == [b.pk]
+
+
+def test_organization(people, clerk):
+    mercy, other = OrganizationFactory(name="Mercy"), OrganizationFactory(name="Other")
+    Patient.objects.filter(pk__in=[people["john"].pk, people["jane"].pk]).update(managing_organization=mercy)
+    Patient.objects.filter(pk=people["muller"].pk).update(managing_organization=other)
+    assert sorted(find(f"organization=Organization/{mercy.uuid}")) == ["jane", "john"]
+    assert sorted(find(f"organization={mercy.uuid}")) == ["jane", "john"]
+    assert find(f"organization=https://mpi.example.org/fhir/Organization/{other.uuid}") == ["muller"]
+    assert sorted(find(f"organization:Organization={mercy.uuid},{other.uuid}")) == ["jane", "john", "muller"]
+    assert sorted(find("organization:missing=true")) == ["garcia", "nobirth"]
+    assert len(find("organization:missing=false")) == 3
+    assert find(f"organization=Patient/{mercy.uuid}") == []  # another type names none of ours
+    assert find("organization=Organization/not-a-uuid") == []
 
 
 def test_mothers_maiden_name_is_not_recorded(people):

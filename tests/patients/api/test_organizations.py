@@ -7,7 +7,8 @@ from uuid import uuid4
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import OrganizationFactory
+from patients.services import register_patient
+from tests.factories import OrganizationFactory, patient_data
 from tests.patients.api.helpers import errors_of, patient_body
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +83,14 @@ def test_a_bad_filter_value_is_a_400(as_integrator, orgs):
     response = as_integrator.get(f"{URL}?active=maybe")
     assert response.status_code == 400
     assert errors_of(response)[0]["field"] == "active"
+
+
+def test_the_patient_list_filters_by_managing_organization(as_integrator, orgs, clerk):
+    managed = register_patient(data=patient_data(mrn="1", managing_organization=orgs[0].uuid), actor=clerk)
+    register_patient(data=patient_data(mrn="2", family="Other"), actor=clerk)
+    by_org = "/api/v1/patients/?managing_organization="
+    found = as_integrator.get(f"{by_org}{orgs[0].uuid}").json()["results"]
+    assert [p["id"] for p in found] == [str(managed.uuid)]
+    assert as_integrator.get(f"{by_org}{orgs[1].uuid}").json()["results"] == []
+    refused = as_integrator.get(f"{by_org}mercy")
+    assert refused.status_code == 400 and errors_of(refused)[0]["field"] == "managing_organization"
