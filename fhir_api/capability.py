@@ -31,6 +31,8 @@ PATIENT_INTERACTIONS: list[str] = [
 SYSTEM_INTERACTIONS: list[str] = ["transaction", "batch"]
 # rest.resource.searchParam entries for Patient: {"name", "type", "documentation"[, "definition"]}.
 SEARCH_PARAMS: list[dict] = []
+# rest.resource.searchInclude values for Patient (e.g. "Patient:organization").
+SEARCH_INCLUDES: list[str] = []
 # rest.resource.operation entries for Patient: {"name", "definition"[, "documentation"]}.
 OPERATIONS: list[dict] = []
 # rest.operation entries (system level).
@@ -59,6 +61,12 @@ def register_search_param(name: str, type: str, documentation: str, definition: 
     if definition:
         entry["definition"] = definition
     _put(SEARCH_PARAMS, entry)
+
+
+def register_search_include(value: str) -> None:
+    """Declare an ``_include`` the Patient search honours."""
+    if value not in SEARCH_INCLUDES:
+        SEARCH_INCLUDES.append(value)
 
 
 def register_operation(name: str, definition: str, documentation: str = "", *, system: bool = False) -> None:
@@ -102,6 +110,8 @@ def capability_statement(*, base_url: str, date: str) -> dict:
         "conditionalDelete": "not-supported",
         "referencePolicy": ["literal", "local"],
     }
+    if SEARCH_INCLUDES:
+        patient["searchInclude"] = list(SEARCH_INCLUDES)
     if SEARCH_PARAMS:
         patient["searchParam"] = list(SEARCH_PARAMS)
     if OPERATIONS:

@@ -278,6 +278,19 @@ def patients_to_fhir(patients: Iterable, *, base_url: str = "") -> list[dict]:
     return [patient_to_fhir(loaded[pk], base_url=base_url) for pk in pks if pk in loaded]
 
 
+ORGANIZATION_URI_SYSTEM = "urn:ietf:rfc:3986"
+
+
+def organization_to_fhir(org) -> dict:
+    """The Organization resource of a facility: the URI of the identifiers it issues, if
+    any, as an identifier of system ``urn:ietf:rfc:3986`` ("the value is a URI")."""
+    resource: dict = {"resourceType": "Organization", "id": str(org.uuid), "active": org.active}
+    if org.identifier_system:
+        resource["identifier"] = [{"system": ORGANIZATION_URI_SYSTEM, "value": org.identifier_system}]
+    resource["name"] = org.name
+    return resource
+
+
 def full_url(base_url: str, patient_uuid: UUID | str) -> str:
     """The Bundle ``fullUrl`` of a patient: ``<base>/Patient/<uuid>``."""
     return f"{base_url.rstrip('/')}/Patient/{patient_uuid}"

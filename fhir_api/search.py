@@ -22,8 +22,9 @@ from django.utils import timezone
 
 from fhir_api import capability
 from fhir_api.errors import FhirError, issue, operation_outcome
-from fhir_api.mapping import full_url, patients_to_fhir
+from fhir_api.mapping import full_url, organization_to_fhir, patients_to_fhir
 from fhir_api.search_params import (
+    INCLUDES,
     PARAMS,
     SORT_KEYS,
     SearchParamError,
@@ -33,6 +34,7 @@ from fhir_api.search_params import (
 )
 from fhir_api.search_query import count_total, page_ids, patient_queryset
 from mpi.db import replica_reads
+from patients.models import Organization
 
 
 def handling(prefer: str | None) -> str:
@@ -101,6 +103,7 @@ def search_bundle(params, *, base_url: str, user=None, prefer: str | None = None
                 else:
                     total = count_total(queryset, mode=search.total)
         resources = patients_to_fhir(ids, base_url=base_url) if ids else []
+        included = _included(resources, search.includes)
 
     bundle: dict = {
         "resourceType": "Bundle",
@@ -126,6 +129,14 @@ def search_bundle(params, *, base_url: str, user=None, prefer: str | None = None
         }
         for resource in resources
     ]
+    entries += [
+        {
+            "fullUrl": f"{base_url}/{resource['resourceType']}/{resource['id']}",
+            "resource": resource,
+            "search": {"mode": "include"},
+        }
+        for resource in included
+    ]
     if notes:
         entries.append(_outcome_entry(notes))
     if entries:
@@ -133,9 +144,25 @@ def search_bundle(params, *, base_url: str, user=None, prefer: str | None = None
     return bundle
 
 
+def _included(resources: list[dict], includes: tuple[str, ...]) -> list[dict]:
+    """The resources ``_include`` asks for, once each: the page's managing organizations."""
+    if "Patient:organization" not in includes:
+        return []
+    wanted = []
+    for resource in resources:
+        reference = (resource.get("managingOrganization") or {}).get("reference", "")
+        if reference.startswith("Organization/") and reference not in wanted:
+            wanted.append(reference)
+    uuids = [reference.removeprefix("Organization/") for reference in wanted]
+    found = {str(org.uuid): org for org in Organization.objects.filter(uuid__in=uuids)}
+    return [organization_to_fhir(found[u]) for u in uuids if u in found]
+
+
 def _register() -> None:
     """Declare the search in the CapabilityStatement (GET /fhir/metadata)."""
     capability.register_interaction("search-type")
+    for value in sorted(set(INCLUDES.values())):
+        capability.register_search_include(value)
     for spec in PARAMS.values():
         modifiers = f" Modifiers: {', '.join(':' + m for m in spec.modifiers)}." if spec.modifiers else ""
         capability.register_search_param(

@@ -147,6 +147,11 @@ PARAMS: dict[str, ParamSpec] = {
     )
 }
 SORT_KEYS = ("family", "given", "birthdate", "_lastUpdated", "_id")
+# _include values honoured, and the form they are answered as (the target type is optional).
+INCLUDES = {
+    "Patient:organization": "Patient:organization",
+    "Patient:organization:Organization": "Patient:organization",
+}
 TOTAL_MODES = ("none", "estimate", "accurate")
 SUMMARY_MODES = ("true", "false", "count", "text", "data")
 # Result parameters the view reads, and ones the renderer handles (not criteria either way).
@@ -217,6 +222,7 @@ class SearchRequest:
     total: str = "accurate"
     summary: str = ""
     elements: tuple[str, ...] = ()
+    includes: tuple[str, ...] = ()  # honoured _include values (INCLUDES)
     ignored: tuple[str, ...] = ()  # unknown parameters skipped under lenient handling
     notes: tuple[str, ...] = field(default=())  # warnings for the outcome entry
 
@@ -233,6 +239,7 @@ class SearchRequest:
             pairs.append(("_elements", ",".join(self.elements)))
         if self.total != "accurate":
             pairs.append(("_total", self.total))
+        pairs += [("_include", value) for value in self.includes]
         pairs.append(("_count", str(self.count)))
         current = self.offset if offset is None else offset
         if current:
@@ -472,13 +479,33 @@ def parse_elements(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _include(key: str, value: str, strict: bool) -> str | None:
+    """The INCLUDES entry an ``_include`` asks for; None (with strict: an error) for one
+    this server does not honour."""
+    wanted = INCLUDES.get(value.strip()) if key == "_include" else None
+    if wanted is None and strict:
+        raise SearchParamError(
+            key,
+            f"{value!r} is not supported; {', '.join(sorted(set(INCLUDES.values())))} is.",
+            code="not-supported",
+        )
+    return wanted
+
+
 def parse_search(pairs: list[tuple[str, str]], *, strict: bool = False) -> SearchRequest:
     """The whole request. ``pairs`` keep their order and repetitions (a repeated
     parameter is an AND); ``strict`` is ``Prefer: handling=strict``."""
-    clauses, ignored = [], []
+    clauses, ignored, includes = [], [], []
     for key, value in pairs:
         name = key.partition(":")[0]
         if name in RESULT_PARAMS or name in FORMAT_PARAMS:
+            continue
+        if name == "_include":
+            wanted = _include(key, value, strict)
+            if wanted is None:
+                ignored.append(f"{key}={value}")
+            elif wanted not in includes:
+                includes.append(wanted)
             continue
         if name not in PARAMS:
             if strict:
@@ -515,6 +542,7 @@ def parse_search(pairs: list[tuple[str, str]], *, strict: bool = False) -> Searc
         total=total or "accurate",
         summary="" if summary in (None, "false") else summary,
         elements=parse_elements(elements) if elements else (),
+        includes=tuple(includes),
         ignored=tuple(ignored),
         notes=tuple(notes),
     )

@@ -21,25 +21,18 @@ from django.utils import timezone
 
 from fhir_api import capability
 from fhir_api.errors import FhirError, issue, operation_outcome
+from fhir_api.mapping import ORGANIZATION_URI_SYSTEM, organization_to_fhir
 from fhir_api.search import handling
 from fhir_api.search_params import SearchParamError, parse_bool, parse_token
 from fhir_api.views.base import FhirView, fhir_base_url, fhir_response
 from patients.models import Organization
 
 VIEW = "patients.view_organization"
-URI_SYSTEM = "urn:ietf:rfc:3986"
+URI_SYSTEM = ORGANIZATION_URI_SYSTEM
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
 _NAME_MODIFIERS = ("", "exact", "contains")
 _KNOWN = {"_id", "name", "identifier", "active", "_count", "_offset", "_format"}
-
-
-def organization_to_fhir(org: Organization) -> dict:
-    resource: dict = {"resourceType": "Organization", "id": str(org.uuid), "active": org.active}
-    if org.identifier_system:
-        resource["identifier"] = [{"system": URI_SYSTEM, "value": org.identifier_system}]
-    resource["name"] = org.name
-    return resource
 
 
 def _name_condition(modifier: str, value: str) -> Q:

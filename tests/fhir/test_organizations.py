@@ -148,3 +148,46 @@ def test_the_capability_statement_declares_organization(anonymous):
     organization = resources["Organization"]
     assert {i["code"] for i in organization["interaction"]} == {"read", "search-type"}
     assert {p["name"] for p in organization["searchParam"]} >= {"_id", "name", "identifier", "active"}
+
+
+def _entries(response, mode: str) -> list[dict]:
+    body = response.json()
+    assert response.status_code == 200, body
+    Bundle.model_validate(body)
+    return [e for e in body.get("entry", []) if e["search"]["mode"] == mode]
+
+
+def test_patient_search_includes_the_managing_organizations_once(as_integrator, orgs, clerk):
+    for i, org in enumerate([orgs[0], orgs[0], orgs[1], None]):
+        data = patient_data(mrn=f"70{i}", managing_organization=org.uuid if org else None)
+        register_patient(data=data, actor=clerk, reason="seed")
+    for include in ("Patient:organization", "Patient:organization:Organization"):
+        response = as_integrator.get(f"{BASE}/Patient?family=smith&_include={include}")
+        assert len(_entries(response, "match")) == 4
+        included = _entries(response, "include")
+        assert [e["resource"]["name"] for e in included] == [
+            "Mercy Hospital",
+            "Harbor Community Health Center",
+        ]
+        assert included[0]["fullUrl"] == f"http://testserver{BASE}/Organization/{orgs[0].uuid}"
+        assert included[0]["resource"] == as_integrator.get(f"{BASE}/Organization/{orgs[0].uuid}").json()
+    # The links keep the _include; without it nothing is included.
+    paged = as_integrator.get(f"{BASE}/Patient?family=smith&_include=Patient:organization&_count=2").json()
+    assert all("_include=Patient:organization" in link["url"] for link in paged["link"])
+    assert _entries(as_integrator.get(f"{BASE}/Patient?family=smith"), "include") == []
+
+
+def test_an_unsupported_include_is_reported_or_refused_when_strict(as_integrator, orgs, smith):
+    response = as_integrator.get(f"{BASE}/Patient?_include=Patient:general-practitioner")
+    assert len(_entries(response, "match")) == 1 and _entries(response, "include") == []
+    outcome = _entries(response, "outcome")[0]["resource"]
+    assert "Patient:general-practitioner" in outcome["issue"][0]["diagnostics"]
+    strict = as_integrator.get(f"{BASE}/Patient?_include=*", HTTP_PREFER="handling=strict")
+    assert strict.status_code == 400
+    assert "Patient:organization" in outcome_issues(strict)[0]["diagnostics"]
+
+
+def test_the_capability_statement_declares_the_include(anonymous):
+    statement = anonymous.get(f"{BASE}/metadata").json()
+    patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
+    assert patient["searchInclude"] == ["Patient:organization"]

@@ -161,8 +161,9 @@ def test_unsupported_modifiers_are_errors(query):
 
 
 def test_unknown_parameters_are_ignored_leniently_and_refused_strictly():
-    request = parse("family=Smith&shoe-size=42&_include=Patient:organization")
-    assert request.ignored == ("shoe-size", "_include")
+    request = parse("family=Smith&shoe-size=42&_include=Patient:link&_include=Patient:organization")
+    assert request.ignored == ("shoe-size", "_include=Patient:link")
+    assert request.includes == ("Patient:organization",)
     assert len(request.notes) == 2
     with pytest.raises(SearchParamError) as caught:
         parse("family=Smith&shoe-size=42", strict=True)
