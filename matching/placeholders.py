@@ -158,7 +158,7 @@ def _is_run(value: str) -> bool:
     """Three or more of one character, or a run of 5+ consecutive digits (12345, 98765)."""
     if len(value) >= 3 and len(set(value)) == 1:
         return True
-    if len(value) < 5 or not value.isdigit():
+    if len(value) < 5 or not value.isdecimal():  # what int() reads ("²" is a digit, not a decimal)
         return False
     if value.isascii() and len(value) <= 91:  # the usual case, without a step per digit
         return value in _ASCENDING or value in _DESCENDING

@@ -142,7 +142,8 @@ def _looks_like_phone(match: str) -> bool:
 
 def _token_criterion(token: str, today: date) -> Criterion:
     alternatives = [Alternative(IDENTIFIER_VALUE, fold(token)), Alternative(POSTCODE, postcode_key(token))]
-    if token.isdigit() and len(token) == 4 and 1850 <= int(token) <= today.year:
+    # isdecimal, not isdigit: "²²²²" is digits to str.isdigit() but not to int().
+    if token.isdecimal() and len(token) == 4 and 1850 <= int(token) <= today.year:
         alternatives.insert(0, Alternative(BIRTH_YEAR, int(token)))
     return Criterion(token, tuple(alternatives))
 

@@ -423,6 +423,7 @@ def test_real_phone_numbers_are_not_placeholders(digits):
         ("1234567890" * 10 + "2", False),
         ("\u0661\u0662\u0663\u0664\u0665", True),  # Arabic-Indic 12345
         ("\u0661\u0662\u0663\u0664\u0666", False),
+        ("²³⁴⁵⁶", False),  # digits to str.isdigit(), not numbers to int(): not a run, no crash
     ],
 )
 def test_runs_of_consecutive_digits_are_placeholders(value, placeholder):

@@ -123,3 +123,15 @@ def test_unreadable_structured_values(field, value):
 def test_nothing_searchable():
     assert parse_free_text("", today=TODAY).is_empty
     assert parse_free_text("dob: mrn#", today=TODAY).is_empty
+
+
+@pytest.mark.parametrize("token", ["²²²²", "¹⁹⁸⁰", "①②③④"])
+def test_digits_int_cannot_read_are_text_not_a_birth_year(token):
+    # str.isdigit() accepts them and int() does not: this was a 500 in clerk search.
+    query = parse_free_text(f"smith {token}", today=TODAY)
+    assert BIRTH_YEAR not in {a.kind for c in query.criteria for a in c.alternatives}
+
+
+def test_a_year_in_other_decimal_digits_is_a_birth_year():
+    query = parse_free_text("smith ١٩٨٠", today=TODAY)  # Arabic-Indic 1980
+    assert (BIRTH_YEAR, 1980) in {(a.kind, a.value) for c in query.criteria for a in c.alternatives}

@@ -133,3 +133,8 @@ def test_search_query_count_does_not_grow_with_the_page(
     with django_assert_max_num_queries(11):  # auth 5, search, identifiers, audit record 4
         response = as_integrator.get(SEARCH, {"birth_date": "1960-01-01"})
     assert len(response.json()["results"]) == rows
+
+
+def test_superscript_digits_in_the_query_are_searched_not_a_500(as_integrator, smiths):
+    response = as_integrator.get(SEARCH, {"q": "smith ²²²²"})
+    assert response.status_code == 200
