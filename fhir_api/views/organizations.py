@@ -25,12 +25,13 @@ from fhir_api.mapping import ORGANIZATION_URI_SYSTEM, organization_to_fhir
 from fhir_api.search import handling
 from fhir_api.search_params import SearchParamError, parse_bool, parse_token
 from fhir_api.views.base import FhirView, fhir_base_url, fhir_response
+from patients.data import whole_number
 from patients.models import Organization
 
 VIEW = "patients.view_organization"
-URI_SYSTEM = ORGANIZATION_URI_SYSTEM
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
+MAX_OFFSET = 1_000_000  # far beyond any registry's facilities; keeps OFFSET in range
 _NAME_MODIFIERS = ("", "exact", "contains")
 _KNOWN = {"_id", "name", "identifier", "active", "_count", "_offset", "_format"}
 
@@ -46,10 +47,10 @@ def _name_condition(modifier: str, value: str) -> Q:
 
 def _identifier_condition(value: str) -> Q:
     token = parse_token("identifier", value)
-    if token.system is not None and token.system not in ("", URI_SYSTEM):
+    if token.system is not None and token.system not in ("", ORGANIZATION_URI_SYSTEM):
         return Q(pk__in=[])  # our organizations have no identifier in any other system
     if not token.code:
-        return Q() if token.system == URI_SYSTEM else Q(pk__in=[])
+        return Q() if token.system == ORGANIZATION_URI_SYSTEM else Q(pk__in=[])
     return Q(identifier_system=token.code)
 
 
@@ -64,6 +65,8 @@ def _search(pairs: list[tuple[str, str]], strict: bool) -> tuple[Q, int, int, li
                 raise SearchParamError(key, message, code="not-supported")
             notes.append(f"Search parameter {key} is not supported here and was ignored.")
             continue
+        if "\x00" in value:
+            raise SearchParamError(key, "contains a NUL character.")
         listed = name in ("_id", "name", "identifier")  # comma = any of
         alternatives = [v for v in value.split(",") if v] if listed else [value]
         if not alternatives:
@@ -80,7 +83,7 @@ def _search(pairs: list[tuple[str, str]], strict: bool) -> tuple[Q, int, int, li
         elif name == "_count":
             count = _whole(name, value, MAX_COUNT)
         elif name == "_offset":
-            offset = _whole(name, value, None)
+            offset = _whole(name, value, MAX_OFFSET)
     return condition, count, offset, notes
 
 
@@ -98,11 +101,12 @@ def _uuid(value: str) -> UUID | None:
         return None
 
 
-def _whole(name: str, value: str, maximum: int | None) -> int:
-    if not value.isdigit():
-        raise SearchParamError(name, f"must be a whole number, not {value!r}.")
-    number = int(value)
-    return min(number, maximum) if maximum is not None else number
+def _whole(name: str, value: str, maximum: int) -> int:
+    """A whole number; above ``maximum`` it is ``maximum`` (a page past the end is empty)."""
+    number = whole_number(value)
+    if number is None:
+        raise SearchParamError(name, f"{value[:40]!r} is not a whole number (at most 18 digits).")
+    return min(number, maximum)
 
 
 class OrganizationTypeView(FhirView):
@@ -189,7 +193,11 @@ def _register() -> None:
     params = [
         ("_id", "token", "The organization's id (a UUID). Comma = any of."),
         ("name", "string", "Any word of the name starts with it, case-insensitive; :exact, :contains."),
-        ("identifier", "token", f"{URI_SYSTEM}|<uri> or <uri>: the system of the identifiers it issues."),
+        (
+            "identifier",
+            "token",
+            f"{ORGANIZATION_URI_SYSTEM}|<uri> or <uri>: the system of the identifiers it issues.",
+        ),
         ("active", "token", "true or false."),
         ("_count", "number", f"Page size: default {DEFAULT_COUNT}, at most {MAX_COUNT}."),
         ("_offset", "number", "Where the page starts (the next link carries it)."),

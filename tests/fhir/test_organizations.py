@@ -112,6 +112,13 @@ def test_search_by_id(as_integrator, orgs):
     assert names(response) == ["Lakeside Hospital", "Mercy Hospital"]
 
 
+def test_an_offset_past_the_end_is_an_empty_page(as_integrator, orgs):
+    body = as_integrator.get(f"{BASE}/Organization?_offset=999999999999999999").json()
+    assert body["total"] == 5 and "entry" not in body
+    too_long = as_integrator.get(f"{BASE}/Organization?_offset={'9' * 5000}")  # int() refuses 4,300+
+    assert too_long.status_code == 400 and outcome_issues(too_long)[0]["expression"] == ["_offset"]
+
+
 def test_paging_with_count_and_next_links(as_integrator, orgs):
     first = as_integrator.get(f"{BASE}/Organization?_count=2")
     body = first.json()
@@ -135,7 +142,10 @@ def test_unknown_parameters_are_reported_or_refused_when_strict(as_integrator, o
     assert outcome_issues(strict)[0]["expression"] == ["partof"]
 
 
-@pytest.mark.parametrize("query", ["_count=lots", "_offset=-1", "active=maybe", "identifier=a|b|c"])
+@pytest.mark.parametrize(
+    "query",
+    ["_count=lots", "_offset=-1", "_count=²", "active=maybe", "identifier=a|b|c", "name=a%00b", "_id=%00"],
+)
 def test_bad_values_are_a_400_naming_the_parameter(as_integrator, orgs, query):
     response = as_integrator.get(f"{BASE}/Organization?{query}")
     assert response.status_code == 400
