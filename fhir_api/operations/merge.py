@@ -97,10 +97,18 @@ def _by_reference(reference: dict, path: str, base_url: str) -> tuple[Patient, i
         raise OperationError(
             f"{text!r} is not a Patient reference (Patient/<id>).", expression=path
         ) from None
+    version = None
+    if match["version"]:
+        version = whole_number(match["version"])
+        if version is None:  # int() refuses 4,300+ digits; no version here has 19
+            raise OperationError(
+                "The version in the reference is not one this server writes (at most 18 digits).",
+                expression=path,
+            )
     patient = Patient.all_objects.filter(uuid=uuid).first()
     if patient is None:
         raise OperationError(f"There is no Patient/{uuid}.", status=422, code="not-found", expression=path)
-    return patient, int(match["version"]) if match["version"] else None
+    return patient, version
 
 
 def _by_identifiers(identifiers: list[tuple[dict, str]], role: str) -> Patient:

@@ -211,6 +211,16 @@ def test_stale_version_is_412(as_steward, pair):
     assert not Merge.objects.exists()
 
 
+@pytest.mark.parametrize("version", ["9" * 19, "9" * 5000])  # 5000: int() refuses it (was a 500)
+def test_a_version_no_patient_can_have_is_a_400(as_steward, pair, version):
+    target, source = pair
+    body = merge_params(source=f"Patient/{source.uuid}/_history/{version}", target=f"Patient/{target.uuid}")
+    response = as_steward.post(MERGE, body)
+    assert response.status_code == 400
+    assert "Parameters.parameter[0].valueReference" in expressions(response)
+    assert not Merge.objects.exists()
+
+
 @pytest.mark.parametrize("which", ["self", "unknown", "no-identifier-holder", "two-holders", "foreign-base"])
 def test_unresolvable_or_refused_patients_are_422(as_steward, pair, clerk, which):
     target, source = pair
