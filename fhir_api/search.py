@@ -57,15 +57,28 @@ def _link(relation: str, base_url: str, search: SearchRequest, offset: int) -> d
     return {"relation": relation, "url": f"{base_url}/Patient?{query}"}
 
 
-def _outcome_entry(notes: list[str]) -> dict:
-    issues = [
-        issue("informational" if "maximum" in n else "not-supported", n, severity="warning") for n in notes
-    ]
-    return {
-        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-        "resource": operation_outcome(issues),
-        "search": {"mode": "outcome"},
+def searchset(entries: list[dict], links: list[dict], *, total: int | None = None, issues=()) -> dict:
+    """A searchset Bundle of ``entries`` (match, then include), with an OperationOutcome
+    entry for ``issues`` (warnings about the search) after them when there are any.
+    Shared by every search of the API (Patient, Organization, AuditEvent)."""
+    bundle: dict = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": timezone.now().isoformat()},
+        "type": "searchset",
     }
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = links
+    if issues:
+        outcome = operation_outcome(list(issues))
+        entries = [
+            *entries,
+            {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": outcome, "search": {"mode": "outcome"}},
+        ]
+    if entries:
+        bundle["entry"] = entries
+    return bundle
 
 
 def search_bundle(params, *, base_url: str, user=None, prefer: str | None = None) -> dict:
@@ -105,14 +118,6 @@ def search_bundle(params, *, base_url: str, user=None, prefer: str | None = None
         resources = patients_to_fhir(ids, base_url=base_url) if ids else []
         included = _included(resources, search.includes)
 
-    bundle: dict = {
-        "resourceType": "Bundle",
-        "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": timezone.now().isoformat()},
-        "type": "searchset",
-    }
-    if total is not None:
-        bundle["total"] = total
     links = [_link("self", base_url, search, search.offset)]
     if search.summary != "count" and search.count:
         links.append(_link("first", base_url, search, 0))
@@ -120,7 +125,6 @@ def search_bundle(params, *, base_url: str, user=None, prefer: str | None = None
             links.append(_link("previous", base_url, search, max(0, search.offset - search.count)))
         if more:
             links.append(_link("next", base_url, search, search.offset + search.count))
-    bundle["link"] = links
     entries = [
         {
             "fullUrl": full_url(base_url, resource["id"]),
@@ -137,11 +141,10 @@ def search_bundle(params, *, base_url: str, user=None, prefer: str | None = None
         }
         for resource in included
     ]
-    if notes:
-        entries.append(_outcome_entry(notes))
-    if entries:
-        bundle["entry"] = entries
-    return bundle
+    issues = [
+        issue("informational" if "maximum" in n else "not-supported", n, severity="warning") for n in notes
+    ]
+    return searchset(entries, links, total=total, issues=issues)
 
 
 def _included(resources: list[dict], includes: tuple[str, ...]) -> list[dict]:

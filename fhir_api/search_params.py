@@ -369,7 +369,7 @@ def parse_reference(param: str, value: str) -> UUID | None:
         return None
 
 
-def _uuid_or_none(value: str) -> UUID | None:
+def uuid_or_none(value: str) -> UUID | None:
     try:
         return UUID(value)
     except ValueError:
@@ -398,7 +398,7 @@ def _parse_value(spec: ParamSpec, modifier: str, value: str):
         return parse_reference(name, unescape(value))
     # token
     if name == "_id":
-        return _uuid_or_none(unescape(value))
+        return uuid_or_none(unescape(value))
     if name == "active":
         token = parse_token(name, value)
         return parse_bool(name, token.code)

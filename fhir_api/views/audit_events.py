@@ -9,10 +9,8 @@ patient: an auditor looking at who read a patient has not read that patient's da
 from __future__ import annotations
 
 from urllib.parse import urlencode
-from uuid import uuid4
 
 from django.urls import re_path
-from django.utils import timezone
 
 from audit.models import AuditEvent
 from fhir_api import capability
@@ -28,7 +26,8 @@ from fhir_api.audit_events import (
     audit_queryset,
     parse_audit_search,
 )
-from fhir_api.errors import FhirError, issue, operation_outcome
+from fhir_api.errors import FhirError, issue
+from fhir_api.search import searchset
 from fhir_api.search_params import SearchParamError
 from fhir_api.views.base import FhirView, fhir_base_url, fhir_response
 from mpi.access import note_access
@@ -72,24 +71,8 @@ class AuditEventTypeView(FhirView):
             }
             for event in page
         ]
-        if search.notes:
-            notes = [issue("informational", n, severity="warning") for n in search.notes]
-            entries.append(
-                {
-                    "fullUrl": f"urn:uuid:{uuid4()}",
-                    "resource": operation_outcome(notes),
-                    "search": {"mode": "outcome"},
-                }
-            )
-        bundle = {
-            "resourceType": "Bundle",
-            "id": str(uuid4()),
-            "meta": {"lastUpdated": timezone.now().isoformat()},
-            "type": "searchset",
-            "link": links,
-        }
-        if entries:
-            bundle["entry"] = entries
+        issues = [issue("informational", n, severity="warning") for n in search.notes]
+        bundle = searchset(entries, links, issues=issues)
         note_access(request, "search", (), query=request.META.get("QUERY_STRING", ""), detail=AUDIT_READ)
         return fhir_response(bundle)
 

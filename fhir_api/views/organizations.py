@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import re
 from urllib.parse import urlencode
-from uuid import UUID, uuid4
 
 from django.db.models import Q
 from django.urls import re_path
-from django.utils import timezone
 
 from fhir_api import capability
-from fhir_api.errors import FhirError, issue, operation_outcome
+from fhir_api.errors import FhirError, issue
 from fhir_api.mapping import ORGANIZATION_URI_SYSTEM, organization_to_fhir
-from fhir_api.search import handling
-from fhir_api.search_params import SearchParamError, parse_bool, parse_token
+from fhir_api.search import handling, searchset
+from fhir_api.search_params import SearchParamError, parse_bool, parse_token, uuid_or_none
 from fhir_api.views.base import FhirView, fhir_base_url, fhir_response
 from patients.data import whole_number
 from patients.models import Organization
@@ -72,7 +70,7 @@ def _search(pairs: list[tuple[str, str]], strict: bool) -> tuple[Q, int, int, li
         if not alternatives:
             continue  # an empty value constrains nothing
         if name == "_id":
-            ids = [u for v in alternatives if (u := _uuid(v)) is not None]
+            ids = [u for v in alternatives if (u := uuid_or_none(v)) is not None]
             condition &= Q(uuid__in=ids)
         elif name == "name":
             condition &= _or([_name_condition(modifier, v) for v in alternatives])
@@ -92,13 +90,6 @@ def _or(conditions: list[Q]) -> Q:
     for c in conditions:
         found |= c
     return found
-
-
-def _uuid(value: str) -> UUID | None:
-    try:
-        return UUID(value)
-    except ValueError:
-        return None
 
 
 def _whole(name: str, value: str, maximum: int) -> int:
@@ -144,34 +135,15 @@ class OrganizationTypeView(FhirView):
             }
             for org in page
         ]
-        if notes:
-            entries.append(
-                {
-                    "fullUrl": f"urn:uuid:{uuid4()}",
-                    "resource": operation_outcome(
-                        [issue("not-supported", n, severity="warning") for n in notes]
-                    ),
-                    "search": {"mode": "outcome"},
-                }
-            )
-        bundle = {
-            "resourceType": "Bundle",
-            "id": str(uuid4()),
-            "meta": {"lastUpdated": timezone.now().isoformat()},
-            "type": "searchset",
-            "total": total,
-            "link": links,
-        }
-        if entries:
-            bundle["entry"] = entries
-        return fhir_response(bundle)
+        issues = [issue("not-supported", n, severity="warning") for n in notes]
+        return fhir_response(searchset(entries, links, total=total, issues=issues))
 
 
 class OrganizationInstanceView(FhirView):
     permissions = {"GET": VIEW}
 
     def get(self, request, id):
-        key = _uuid(id)
+        key = uuid_or_none(id)
         org = Organization.objects.filter(uuid=key).first() if key is not None else None
         if org is None:
             raise FhirError(404, "not-found", f"No Organization/{id}.")
