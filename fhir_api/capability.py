@@ -78,15 +78,21 @@ def register_operation(name: str, definition: str, documentation: str = "", *, s
 
 
 def register_resource(
-    type: str, *, profile: str, interactions: list[str], search_params: list[dict], documentation: str = ""
+    type: str,
+    *,
+    profile: str,
+    interactions: list[str],
+    search_params: list[tuple[str, str, str]],
+    documentation: str = "",
 ) -> None:
-    """Declare another resource type with its interactions and search parameters."""
+    """Declare another resource type with its interactions and search parameters
+    (``(name, type, documentation)`` each)."""
     entry = {
         "name": type,  # the key of _put; not part of the statement
         "type": type,
         "profile": profile,
         "interaction": [{"code": code} for code in interactions],
-        "searchParam": list(search_params),
+        "searchParam": [{"name": n, "type": t, "documentation": doc} for n, t, doc in search_params],
     }
     if documentation:
         entry["documentation"] = documentation

@@ -119,7 +119,7 @@ def _register() -> None:
         "AuditEvent",
         profile="http://hl7.org/fhir/StructureDefinition/AuditEvent",
         interactions=["read", "search-type"],
-        search_params=[{"name": name, "type": type_, "documentation": doc} for name, type_, doc in params],
+        search_params=params,
         documentation="The access audit trail (IHE BALP shape); auditors only (audit.view_auditevent).",
     )
 

@@ -178,7 +178,7 @@ def _register() -> None:
         "Organization",
         profile="http://hl7.org/fhir/StructureDefinition/Organization",
         interactions=["read", "search-type"],
-        search_params=[{"name": name, "type": type_, "documentation": doc} for name, type_, doc in params],
+        search_params=params,
         documentation=(
             "The registry's facilities, which Patient.managingOrganization names; read-only "
             "(kept in the admin). Every role may read them (patients.view_organization)."
