@@ -19,6 +19,7 @@ import logging
 import re
 from functools import wraps
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.http import JsonResponse
@@ -144,6 +145,12 @@ def exception_handler(exc, context) -> Response:
     if isinstance(exc, DjangoValidationError):
         set_rollback()
         return Response(error_body(*_django_errors(exc)), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):  # Django's own limit, met before the parser's
+        return Response(error_body(error(PayloadTooLarge.default_detail, code="too-large")), status=413)
+    if isinstance(exc, SuspiciousOperation):
+        # Django's limits on a request (more than DATA_UPLOAD_MAX_NUMBER_FIELDS parameters,
+        # ...): a 400, as Django answers them outside the API.
+        return Response(error_body(error(str(exc), code="invalid")), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, PatientConflict):
         set_rollback()
         return _domain_error(exc)

@@ -15,7 +15,7 @@ import io
 import logging
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, OperationalError
 from rest_framework import exceptions, parsers, permissions, renderers
@@ -264,6 +264,9 @@ def error_response(exc: Exception) -> Response:
     if isinstance(exc, RequestDataTooBig):
         message = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
         return Response(operation_outcome([issue("too-long", message)]), status=413)
+    if isinstance(exc, SuspiciousOperation):
+        # Django's limits on a request (more than DATA_UPLOAD_MAX_NUMBER_FIELDS parameters, ...).
+        return Response(operation_outcome([issue("too-costly", str(exc))]), status=400)
     if isinstance(exc, OperationalError) and is_retryable(exc):
         message = "The request collided with a concurrent change and was not applied; retry it."
         body = operation_outcome([issue("transient", message)])

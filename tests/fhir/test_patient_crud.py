@@ -139,6 +139,22 @@ def test_too_large_body_is_413(as_integrator):
     assert outcome_issues(response)[0]["code"] == "too-long"
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "Patient"), ("get", "Organization"), ("get", "AuditEvent"), ("post", "Patient/_search")],
+)
+def test_more_parameters_than_django_reads_is_400(as_integrator, settings, method, path):
+    # TooManyFieldsSent (a SuspiciousOperation) was a 500 inside the FHIR views.
+    query = "&".join(f"name=a{i}" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    if method == "get":
+        response = as_integrator.get(f"{BASE}/{path}?{query}")
+    else:
+        form = "application/x-www-form-urlencoded"
+        response = as_integrator.post(f"{BASE}/{path}", query, content_type=form)
+    assert response.status_code == 400
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in outcome_issues(response)[0]["diagnostics"]
+
+
 def test_auditor_cannot_create(as_auditor):
     response = as_auditor.post(f"{BASE}/Patient", patient_resource())
     assert response.status_code == 403

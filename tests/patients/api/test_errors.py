@@ -41,6 +41,24 @@ def test_oversized_body_is_413(as_integrator):
     assert errors_of(response)[0]["code"] == "too-large"
 
 
+def test_a_body_over_djangos_own_limit_is_413_too(as_integrator, settings):
+    # Django refuses it (RequestDataTooBig) before the parser's 1 MB check: was a 500.
+    body = json.dumps({"names": [{"family": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10)}]})
+    response = post_raw(as_integrator, body)
+    assert response.status_code == 413
+    assert errors_of(response)[0]["code"] == "too-large"
+    assert not Patient.objects.exists()
+
+
+@pytest.mark.parametrize("url", [PATIENTS, "/api/v1/search/", "/api/v1/organizations/"])
+def test_more_query_parameters_than_django_reads_is_400(as_integrator, settings, url):
+    # TooManyFieldsSent (a SuspiciousOperation) was a 500 inside DRF.
+    query = "&".join(f"name=a{i}" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = as_integrator.get(f"{url}?{query}")
+    assert response.status_code == 400
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in errors_of(response)[0]["message"]
+
+
 def test_non_json_content_type_is_415(as_integrator):
     response = post_raw(as_integrator, "names=Smith", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 415
