@@ -30,10 +30,10 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 class OrganizationFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(
-        field_name="name", lookup_expr="icontains", help_text="Part of the name, any case."
+        field_name="name", lookup_expr="icontains", max_length=200, help_text="Part of the name, any case."
     )
     identifier_system = django_filters.CharFilter(
-        help_text="The URI of the identifiers it issues, exactly (urn:oid:...)."
+        max_length=255, help_text="The URI of the identifiers it issues, exactly (urn:oid:...)."
     )
     active = StrictBooleanFilter()
 

@@ -79,10 +79,13 @@ def test_unknown_or_malformed_ids_are_404(as_integrator, orgs):
     assert as_integrator.get(f"{URL}not-a-uuid/").status_code == 404
 
 
-def test_a_bad_filter_value_is_a_400(as_integrator, orgs):
-    response = as_integrator.get(f"{URL}?active=maybe")
+@pytest.mark.parametrize(
+    ("query", "field"), [("active=maybe", "active"), ("name=" + "x" * 201, "name"), ("name=a%00", "name")]
+)
+def test_a_bad_filter_value_is_a_400(as_integrator, orgs, query, field):
+    response = as_integrator.get(f"{URL}?{query}")
     assert response.status_code == 400
-    assert errors_of(response)[0]["field"] == "active"
+    assert errors_of(response)[0]["field"] == field
 
 
 def test_the_patient_list_filters_by_managing_organization(as_integrator, orgs, clerk):
