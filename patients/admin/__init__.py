@@ -334,10 +334,7 @@ class PatientAdmin(SimpleHistoryAdmin):
         raise PermissionDenied("Patients are soft-deleted (delete_patient) or purged, never deleted here.")
 
     def history_view(self, request, object_id, extra_context=None):
-        try:
-            pk = Patient._meta.pk.to_python(unquote(object_id))
-        except ValidationError:
-            raise Http404("No such patient.") from None
+        pk = _pk_or_404(Patient, object_id)
         self._note(request, "history", Patient.all_objects.filter(pk=pk))
         context = {"child_history": _child_history(pk), **(extra_context or {})}
         return super().history_view(request, object_id, context)
@@ -350,6 +347,15 @@ class PatientAdmin(SimpleHistoryAdmin):
 
     def revert_disabled(self, request, obj=None):
         return True
+
+
+def _pk_or_404(model, object_id: str):
+    """The primary key an admin URL names; 404 when it cannot be one (simple-history's
+    history view would hand "abc" to the database: a 500)."""
+    try:
+        return model._meta.pk.to_python(unquote(object_id))
+    except ValidationError:
+        raise Http404(f"No such {model._meta.verbose_name}.") from None
 
 
 @admin.register(Organization)
@@ -366,3 +372,7 @@ class OrganizationAdmin(SimpleHistoryAdmin):
     @admin.display(description="live patients", ordering="patient_count")
     def patient_count(self, obj: Organization) -> int:
         return obj.patient_count
+
+    def history_view(self, request, object_id, extra_context=None):
+        _pk_or_404(Organization, object_id)
+        return super().history_view(request, object_id, extra_context)
