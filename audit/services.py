@@ -92,7 +92,11 @@ def _route(context: RequestContext | None) -> str:
     from mpi.observability import route_template
 
     match = getattr(context.request, "resolver_match", None)
-    return ("/" + route_template(match.route))[:200] if match else context.request.path[:200]
+    if match:
+        return ("/" + route_template(match.route))[:200]
+    # An unmatched path is recorded as sent, but for NUL, which no text column takes:
+    # "/review/%00/" must not leave its refusal out of the trail.
+    return context.request.path[:200].replace("\x00", "\ufffd")
 
 
 def record(

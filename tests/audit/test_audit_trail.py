@@ -76,6 +76,15 @@ def test_an_anonymous_request_is_audited_as_denied(client, smith):
     assert event.client == "anonymous" and event.status_code == 401
 
 
+def test_a_refused_write_to_a_path_with_a_nul_is_still_audited(client, steward):
+    # The unmatched path is the event's route; PostgreSQL takes no NUL in text, so the
+    # event used to fail and the refusal went unrecorded.
+    client.force_login(steward)
+    assert client.post("/review/%00/%00/merge/", {"reason": "x"}).status_code == 404
+    (event,) = events(outcome="failed")
+    assert event.route == "/review/\ufffd/\ufffd/merge/" and event.status_code == 404
+
+
 def test_paths_without_patient_data_are_not_audited(client, db):
     client.get("/healthz")
     client.get("/api/schema/")
