@@ -154,6 +154,16 @@ def test_an_existing_file_is_kept_unless_forced_and_a_missing_folder_refused(reg
     assert len(lines(target)) == 5
     with pytest.raises(CommandError, match="No directory"):
         export(tmp_path / "nowhere" / "Patient.ndjson")
+    with pytest.raises(CommandError, match="is a directory"):
+        export(tmp_path, "--force")
+    assert target.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["Patient.ndjson"]
+
+
+def test_a_folder_it_cannot_write_in_is_refused_not_a_traceback(registry):
+    # /proc takes no new file, not even from root (the tests may run as root).
+    with pytest.raises(CommandError, match="Cannot write in /proc"):
+        export("/proc/Patient.ndjson")
+    assert not AuditEvent.objects.filter(action="export").exists()
 
 
 def test_an_export_that_fails_midway_leaves_no_file(registry, tmp_path, monkeypatch):

@@ -96,12 +96,19 @@ class Command(BaseCommand):
             target, partial = sys.stdout, None
         else:
             path = Path(output)
+            if path.is_dir():
+                raise CommandError(
+                    f"{path} is a directory: name the file to write, e.g. {path / 'Patient.ndjson'}."
+                )
             if path.exists() and not force:
                 raise CommandError(f"{path} exists: choose another name or pass --force.")
             if not path.parent.is_dir():
                 raise CommandError(f"No directory {path.parent} to write {path.name} in.")
             partial = path.with_name(f".{path.name}.partial")
-            target = partial.open("w", encoding="utf-8")
+            try:
+                target = partial.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(f"Cannot write in {path.parent}: {exc.strerror}.") from None
 
         total = patients.count()
         tty = (sys.stderr.isatty() or opts["progress"]) and opts["verbosity"] > 0
