@@ -127,7 +127,8 @@ def capability_statement(*, base_url: str, date: str) -> dict:
         "documentation": "Patients of the Master Patient Index. Errors are OperationOutcomes.",
         "security": {
             "cors": False,
-            "description": "Authorization: Bearer <API token> (issued in the admin), or a browser session. "
+            "description": "Authorization: Bearer <API token> (issued in the admin or by "
+            "manage.py issue_token), or a browser session. "
             "Roles: integrator (create, read, update, search, match), steward (+ delete, history, merge), "
             "auditor (read, history, AuditEvent).",
         },
