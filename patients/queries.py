@@ -53,6 +53,16 @@ _CHILDREN = {
         where=f"AND c.type IN ('{LinkType.REFER.value}', '{LinkType.SEEALSO.value}')",
     ),
 }
+# The same with the merge links (replaced-by, replaces) too: the patient as the FHIR read shows it.
+_CHILDREN_WITH_MERGES = {
+    **_CHILDREN,
+    "_links": ChildRows(
+        "patients_link",
+        "c.id",
+        row="jsonb_build_object('other', o.uuid, 'type', c.type, 'reason', c.reason)",
+        join="JOIN patients_patient o ON o.id = c.other_id",
+    ),
+}
 
 
 def load_patient_data(patient_ids: Iterable[int], *, include_deleted: bool = False) -> dict[int, PatientData]:
@@ -78,9 +88,11 @@ def load_patients(
     return {p.pk: (p.uuid, data) for p, data in with_data(patients)}
 
 
-def with_data(patients: QuerySet) -> Iterator[tuple[Patient, PatientData]]:
-    """Each patient of the query set with its ``PatientData``, in the same one query."""
-    for p in patients.select_related("managing_organization").annotate(**_CHILDREN):
+def with_data(patients: QuerySet, *, merge_links: bool = False) -> Iterator[tuple[Patient, PatientData]]:
+    """Each patient of the query set with its ``PatientData``, in the same one query;
+    ``merge_links``: with the replaced-by / replaces links too (as the FHIR read)."""
+    children = _CHILDREN_WITH_MERGES if merge_links else _CHILDREN
+    for p in patients.select_related("managing_organization").annotate(**children):
         yield p, _data(p)
 
 

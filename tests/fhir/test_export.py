@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -14,8 +15,9 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from fhir_api.management.commands import export_patients
 from matching.merging import merge_patients
+from patients.data import LinkData
 from patients.models import Patient
-from patients.services import delete_patient, register_patient
+from patients.services import delete_patient, patient_to_data, register_patient, update_patient
 from tests.factories import OrganizationFactory, patient_data
 from tests.fhir.conftest import BASE
 
@@ -81,13 +83,28 @@ def test_an_export_imports_back_unchanged(registry, tmp_path):
 
 
 def test_merged_away_records_are_exported_unless_active_only_and_deleted_never(
-    registry, steward, clerk, tmp_path
+    registry, steward, clerk, tmp_path, as_integrator
 ):
     merge_patients(survivor=registry[1], duplicate=registry[2], actor=steward, reason="same person")
     delete_patient(patient=registry[3], actor=clerk, reason="test record")
+    link = LinkData(other=registry[4].uuid, type="seealso")
+    update_patient(
+        patient=registry[0],
+        data=replace(patient_to_data(registry[0]), links=(link,)),
+        expected_version=None,
+        actor=clerk,
+    )
     everything = tmp_path / "all.ndjson"
     export(everything)
     by_id = {r["id"]: r for r in lines(everything)}
+    # Merge and seealso links come out as the read shows them, on both sides.
+    for resource in by_id.values():
+        assert resource == as_integrator.get(f"{BASE}/Patient/{resource['id']}").json()
+    survivor_links = by_id[str(registry[1].uuid)]["link"]
+    assert {"other": {"reference": f"Patient/{registry[2].uuid}"}, "type": "replaces"} in survivor_links
+    assert by_id[str(registry[4].uuid)]["link"] == [
+        {"other": {"reference": f"Patient/{registry[0].uuid}"}, "type": "seealso"}
+    ]
     assert set(by_id) == {str(p.uuid) for p in (registry[0], registry[1], registry[2], registry[4])}
     merged = by_id[str(registry[2].uuid)]
     assert merged["active"] is False
@@ -169,13 +186,13 @@ def test_a_folder_it_cannot_write_in_is_refused_not_a_traceback(registry):
 def test_an_export_that_fails_midway_leaves_no_file(registry, tmp_path, monkeypatch):
     calls = []
 
-    def failing(patient):
-        calls.append(patient)
+    def failing(data, **kwargs):
+        calls.append(data)
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        return {"resourceType": "Patient", "id": str(patient.uuid)}
+        return {"resourceType": "Patient", "id": str(kwargs["id"])}
 
-    monkeypatch.setattr(export_patients, "patient_to_fhir", failing)
+    monkeypatch.setattr(export_patients, "data_to_fhir", failing)
     target = tmp_path / "Patient.ndjson"
     with pytest.raises(RuntimeError, match="disk full"):
         export(target, "--batch-size", "2")
