@@ -102,10 +102,12 @@ MATRIX: tuple[Capability, ...] = (
     ),
     Capability(
         "read",
-        "Find, read and match patients; resolve identifiers (PIX)",
+        "Find, read and match patients; resolve identifiers (PIX); read organizations",
         READERS,
         (
             rest("GET", "patients/"),
+            rest("GET", "organizations/"),
+            fhir("GET", "Organization?name=a"),
             rest("GET", PATIENT),
             rest("GET", "identifiers/resolve/?system={mrn_system}&value={mrn}"),
             rest("GET", "search/?q=smith"),
